@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what building and testing berth needs on Debian 12, only what is missing.
+set -euo pipefail
+need=()
+for pkg in busybox-static runc iproute2 procps; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
