@@ -32,7 +32,7 @@ impl std::fmt::Display for Status {
             Status::Paused => "paused",
             Status::Stopped => "stopped",
         };
-        f.write_str(s)
+        f.pad(s)
     }
 }
 
