@@ -101,10 +101,11 @@ impl Abi {
         };
         match self {
             Abi::Native => native(),
-            Abi::I386 => super::x86_table::I386
-                .binary_search_by(|(n, _)| n.cmp(&name))
+            // An x86_64 kernel also takes i386 syscalls (IA32 emulation).
+            Abi::I386 => name
+                .parse::<syscalls::x86::Sysno>()
                 .ok()
-                .map(|i| super::x86_table::I386[i].1),
+                .and_then(|s| u32::try_from(s.id()).ok()),
             Abi::X32 => X32_SPECIAL
                 .binary_search_by(|(n, _)| n.cmp(&name))
                 .map(|i| X32_SPECIAL[i].1)

@@ -36,7 +36,6 @@
 
 mod bpf;
 mod compile;
-mod x86_table;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
