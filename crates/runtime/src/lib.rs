@@ -17,6 +17,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod trace;
 pub mod tty;
 
 pub use error::{Error, Result};
