@@ -12,7 +12,9 @@ if ! dpkg -s busybox-static >/dev/null 2>&1; then
 fi
 BB=/bin/busybox
 
-if [ -x "$ROOTFS/bin/busybox" ] && [ -f "$ROOTFS/.complete" ]; then
+# Bump when the fixture's content changes, so existing caches are rebuilt.
+VERSION=2
+if [ -x "$ROOTFS/bin/busybox" ] && [ "$(cat "$ROOTFS/.complete" 2>/dev/null)" = "$VERSION" ]; then
   echo "$ROOTFS"
   exit 0
 fi
@@ -35,7 +37,9 @@ root:x:0:
 daemon:x:1:
 nogroup:x:65534:
 G
-touch "$tmp/.complete"
+# mktemp made the directory 0700; a container's non-root user must be able to enter /.
+chmod 755 "$tmp"
+echo "$VERSION" > "$tmp/.complete"
 mkdir -p "$FIX"
 rm -rf "$ROOTFS"
 mv "$tmp" "$ROOTFS"

@@ -122,6 +122,16 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Print a container's resource usage and OOM kills, one JSON object per line.
+    Events {
+        id: String,
+        /// Print the stats once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between stats lines.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+    },
     /// List containers.
     List {
         #[arg(short, long, value_enum, default_value = "table")]

@@ -63,6 +63,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             ps_args,
         } => ps(root, id, *format, ps_args),
         Command::List { format, quiet } => list(root, *format, *quiet),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events(root, id, *stats, *interval),
     }
 }
 
@@ -312,5 +317,21 @@ fn list(root: &Path, format: Format, quiet: bool) -> Result<i32> {
             );
         }
     }
+    Ok(0)
+}
+
+fn events(root: &Path, id: &str, once: bool, interval: u64) -> Result<i32> {
+    use container::events;
+    let print = |e: &events::Event| println!("{}", serde_json::to_string(e).unwrap_or_default());
+    if once {
+        print(&events::stats(root, id)?);
+        return Ok(0);
+    }
+    events::watch(
+        root,
+        id,
+        std::time::Duration::from_secs(interval.max(1)),
+        print,
+    )?;
     Ok(0)
 }

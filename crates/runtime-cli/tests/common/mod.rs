@@ -160,16 +160,28 @@ impl Runtime {
             .unwrap()
     }
 
+    /// `create`; the container inherits stdout/stderr, so they go to a file (a pipe would
+    /// stay open as long as the container lives and hang the read).
     pub fn create(&self, bundle: &Bundle, id: &str) -> Output {
-        self.cmd()
+        let err_path = self.root.join(format!(".{id}.stderr"));
+        let err_file = std::fs::File::create(&err_path).unwrap();
+        let status = self
+            .cmd()
             .args(["create", "-b"])
             .arg(&bundle.dir)
             .arg(id)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
+            .stderr(err_file)
+            .status()
+            .unwrap();
+        let stderr = std::fs::read(&err_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&err_path);
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        }
     }
 
     pub fn state(&self, id: &str) -> Value {

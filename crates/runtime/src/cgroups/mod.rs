@@ -526,6 +526,25 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves the calling process, which must be single-threaded, into this cgroup.
+    ///
+    /// On v1 it writes "0" to each hierarchy's `tasks`: moving just the current thread
+    /// skips the kernel's global threadgroup lock, whose RCU grace period otherwise costs
+    /// 5-10 ms per container start (measured on this project's test machine). In the
+    /// hybrid layout the unified hierarchy holds no controllers, so the process does not
+    /// join it, for the same reason.
+    pub fn join_current(&self) -> Result<()> {
+        match self.layout {
+            Layout::Unified => fs::write(&self.unified_dir()?.join("cgroup.procs"), "0"),
+            Layout::Legacy | Layout::Hybrid => {
+                for h in &self.v1 {
+                    fs::write(&h.path.join("tasks"), "0")?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Every process in this cgroup (not its descendants).
     pub fn processes(&self) -> Result<Vec<i32>> {
         let dir = match self.layout {
@@ -609,7 +628,14 @@ impl Cgroup {
     pub fn destroy(&self) -> Result<()> {
         let kill_result = self.kill_all();
         let mut first_err = kill_result.err();
+        let own: Vec<&Path> = self.all_dirs().map(|(_, d)| d).collect();
         for dir in self.created.iter().rev() {
+            if !own.contains(&dir.as_path()) {
+                // An ancestor (e.g. `berth/`) we made may since hold other containers'
+                // cgroups: remove it only when it is empty, and never fail for it.
+                let _ = std::fs::remove_dir(dir);
+                continue;
+            }
             if let Err(e) = remove_dir(dir) {
                 first_err.get_or_insert(e);
             }
@@ -776,4 +802,34 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 /// Prefer mounts of the whole hierarchy under /sys/fs/cgroup.
 fn mount_rank(m: &parse::CgroupMount) -> (bool, bool) {
     (m.root != "/", !m.mount_point.starts_with(CGROUP_ROOT))
+}
+
+/// runc's device policy for `rules` (a spec's `linux.resources.devices`): everything is
+/// denied unless allowed, the spec's rules apply in order, and then the nodes every
+/// container gets stay usable (null, zero, full, random, urandom, tty, ptmx, pts, tun) and
+/// mknod of any node is allowed, as in runc's `specconv.AllowedDevices`.
+pub fn runc_device_rules(
+    rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as T};
+    let rule = |allow: bool, typ: T, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow)
+            .set_typ(Some(typ))
+            .set_major(major)
+            .set_minor(minor)
+            .set_access(Some(access.to_string()));
+        r
+    };
+    let mut out = vec![rule(false, T::A, None, None, "rwm")];
+    out.extend(rules.iter().cloned());
+    out.push(rule(true, T::C, None, None, "m"));
+    out.push(rule(true, T::B, None, None, "m"));
+    for (major, minor) in [(1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9)] {
+        out.push(rule(true, T::C, Some(major), Some(minor), "rwm"));
+    }
+    out.push(rule(true, T::C, Some(136), None, "rwm"));
+    out.push(rule(true, T::C, Some(5), Some(2), "rwm"));
+    out.push(rule(true, T::C, Some(10), Some(200), "rwm"));
+    out
 }

@@ -102,6 +102,7 @@ pub fn create(opts: CreateOpts) -> Result<Container> {
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let plan = Plan::new(&namespaces)?;
 
+    crate::trace::mark("spec loaded");
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut guard = Cleanup {
         dir: Some(dir.clone()),
@@ -111,11 +112,25 @@ pub fn create(opts: CreateOpts) -> Result<Container> {
     let mut cgroup = Cgroup::new(linux.cgroups_path().as_deref(), &opts.id)?;
     cgroup.create()?;
     guard.cgroup = Some(cgroup.clone());
-    if let Some(res) = linux.resources() {
-        cgroup.apply(res)?;
+    // Devices follow runc's policy (deny by default, the spec's rules, then the default
+    // nodes), so runc's own config.json (which denies all) still has a usable /dev/null
+    // and an empty list does not mean every host device. Rootless runc sets none.
+    let mut res = linux.resources().clone().unwrap_or_default();
+    if nix::unistd::geteuid().is_root() {
+        let rules = crate::cgroups::runc_device_rules(res.devices().as_deref().unwrap_or_default());
+        res.set_devices(Some(rules));
     }
+    cgroup.apply(&res)?;
+    crate::trace::mark("cgroup ready");
     nix::unistd::mkfifo(&dir.fifo(), Mode::from_bits_truncate(0o622))
         .ctx(|| "creating exec fifo".into())?;
+    // Not subject to the umask: a container root mapped to an unprivileged host uid (user
+    // namespace) must still be able to open the fifo for writing.
+    std::fs::set_permissions(
+        dir.fifo(),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o622),
+    )
+    .map_err(|e| Error::io("chmod", dir.fifo(), e))?;
     dir.save_spec(spec)?;
     let mut record = Record {
         id: opts.id.clone(),
@@ -191,6 +206,7 @@ pub fn create(opts: CreateOpts) -> Result<Container> {
             }
         }
     }
+    crate::trace::mark("created");
     dir.save(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;

@@ -149,6 +149,7 @@ pub fn foreground(pid: i32, signals: SigSet, tty: Option<TtyProxy>) -> Result<i3
                 while master_open && copy_nonblocking(t.master.as_fd(), std::io::stdout().as_fd()) {
                 }
             }
+            crate::trace::mark("exited");
             return Ok(c);
         }
     }

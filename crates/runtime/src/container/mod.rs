@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+pub mod events;
 mod exec;
 mod foreground;
 mod kill;

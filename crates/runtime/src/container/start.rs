@@ -30,15 +30,24 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         .map_err(|e| Error::io("opening", &fifo_path, e))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut buf = [0u8; 1];
+    // The process writes one byte, runs the startContainer hooks and execs its program,
+    // which closes the fifo: EOF after the byte means the program runs.
+    let mut released = false;
     loop {
         match fifo.read(&mut buf) {
-            Ok(1) => break,
+            Ok(1) => released = true,
+            Ok(0) if released => break,
             Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
                 return Err(Error::io("reading", &fifo_path, e))
             }
             _ => {}
         }
         if !c.record.alive() {
+            // A short program may write its byte, run and exit between the read above
+            // and this check: the byte is still in the fifo then.
+            if released || matches!(fifo.read(&mut buf), Ok(1)) {
+                break;
+            }
             return Err(Error::Other(format!(
                 "cannot start container \"{id}\": its process exited"
             )));

@@ -102,7 +102,7 @@ pub fn exec(f: Final) -> Result<Infallible> {
     // filter does not constrain the runtime's own setup.
     if !nnp {
         if let Some((prog, profile)) = &f.seccomp {
-            seccomp::install(prog, profile)?;
+            install_seccomp(prog, profile)?;
         }
     }
     prctl(
@@ -174,9 +174,10 @@ pub fn exec(f: Final) -> Result<Infallible> {
         .map_err(|_| Error::InvalidSpec("program path contains a NUL byte".into()))?;
     if nnp {
         if let Some((prog, profile)) = &f.seccomp {
-            seccomp::install(prog, profile)?;
+            install_seccomp(prog, profile)?;
         }
     }
+    crate::trace::mark("execve");
     let e = nix::unistd::execve(&prog, &args, &envs).unwrap_err();
     Err(Error::Other(format!("exec {:?}: {e}", f.program)))
 }
@@ -215,4 +216,26 @@ fn close_fds(preserve: i32) -> Result<()> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
     Ok(())
+}
+
+/// Installs the filter; with SCMP_ACT_NOTIFY rules, hands the listener fd to the agent at
+/// `listenerPath` (SCM_RIGHTS, with the OCI seccomp state as payload).
+fn install_seccomp(prog: &Program, profile: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
+    let Some(listener) = seccomp::install(prog, profile)? else {
+        return Ok(());
+    };
+    let Some(path) = profile.listener_path() else {
+        return Err(Error::InvalidSpec(
+            "seccomp profile uses SCMP_ACT_NOTIFY but sets no listenerPath".into(),
+        ));
+    };
+    let sock = crate::tty::connect(path)?;
+    let state = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "fds": ["seccompFd"],
+        "pid": std::process::id(),
+        "metadata": profile.listener_metadata().clone().unwrap_or_default(),
+    });
+    use std::os::fd::AsRawFd;
+    crate::tty::send_fd(sock.as_raw_fd(), &state.to_string(), listener.as_raw_fd())
 }

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::fcntl::{openat, OFlag};
@@ -71,6 +71,7 @@ pub fn run(mut init: Init, chan: &Channel) -> Result<Infallible> {
         userns: init.userns,
         cgroupns: init.cgroupns,
     })?;
+    crate::trace::mark("mounts done");
     chan.send(&Msg::CreateRuntime)?;
     chan.expect(Msg::HooksDone)?;
     let hooks = spec.hooks().as_ref();
@@ -80,6 +81,7 @@ pub fn run(mut init: Init, chan: &Channel) -> Result<Infallible> {
         &hook_state(&init, host_pid, Status::Created),
     )?;
     rootfs::pivot_root(&init.bundle.rootfs)?;
+    crate::trace::mark("pivoted");
 
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx(|| format!("setting hostname {h:?}"))?;
@@ -140,6 +142,7 @@ pub fn run(mut init: Init, chan: &Channel) -> Result<Infallible> {
         .expect("validated");
     let program = finalize::find_program(argv0, &env)?;
 
+    crate::trace::mark("ready");
     chan.send(&Msg::Ready)?;
     // Block until `start` opens the fifo for reading.
     let fifo = openat(
@@ -149,9 +152,24 @@ pub fn run(mut init: Init, chan: &Channel) -> Result<Infallible> {
         Mode::empty(),
     )
     .ctx(|| "opening exec fifo".into())?;
-    std::fs::File::from(fifo)
-        .write_all(b"0")
+    // The fifo stays open (close-on-exec, above the preserved fds) until execve: `start`
+    // reads to EOF, so it returns, and runs poststart, only once the program runs.
+    let first_free = 3 + init.preserve_fds.max(0);
+    // SAFETY: F_DUPFD_CLOEXEC on an fd we own returns a new fd or -1.
+    let high = unsafe { libc::fcntl(fifo.as_raw_fd(), libc::F_DUPFD_CLOEXEC, first_free) };
+    if high < 0 {
+        return Err(Error::io(
+            "duplicating",
+            FIFO,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    drop(fifo);
+    // SAFETY: fcntl just returned this new fd; we own it.
+    let mut fifo = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(high) });
+    fifo.write_all(b"0")
         .map_err(|e| Error::io("writing", FIFO, e))?;
+    crate::trace::mark("started");
     let start_state = hook_state(&init, host_pid, Status::Running);
     drop(init.state_dir);
 

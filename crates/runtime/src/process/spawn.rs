@@ -67,9 +67,6 @@ pub fn spawn(
 
 /// P's side until C's pid is known.
 fn drive(s: &Spawn, chan: &Channel, i: Pid) -> Result<i32> {
-    if let Some(cg) = s.cgroup {
-        cg.add_process(i.as_raw())?;
-    }
     if let Some(adj) = s.oom_score_adj {
         let p = format!("/proc/{i}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).map_err(|e| {
@@ -78,6 +75,7 @@ fn drive(s: &Spawn, chan: &Channel, i: Pid) -> Result<i32> {
             ))
         })?;
     }
+    crate::trace::mark("chain in cgroup");
     chan.send(&Msg::Go)?;
     loop {
         match chan.recv()? {
@@ -113,6 +111,11 @@ fn intermediate(
         // The parent may block signals to forward them; the container starts clean.
         let _ = SigSet::empty().thread_set_mask();
         chan.expect(Msg::Go)?;
+        // Join the cgroup before any namespace: its paths are the host's, and a new
+        // cgroup namespace is rooted wherever we stand when it is made.
+        if let Some(cg) = s.cgroup {
+            cg.join_current()?;
+        }
         s.plan.join_all()?;
         if s.plan.new_user {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
@@ -152,6 +155,7 @@ fn intermediate(
         let _ = chan.send(&Msg::Error(e.to_string()));
         return Err(e);
     }
+    crate::trace::mark("namespaces made");
     // SAFETY: still single-threaded; the child leaves through _exit.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
@@ -159,7 +163,11 @@ fn intermediate(
                 Err(e) => e.to_string(),
                 Ok(never) => match never {},
             };
-            let _ = chan.send(&Msg::Error(msg));
+            // After `start` nobody reads the channel any more (e.g. execve failed once
+            // the user changed): say it on the container's stderr, as runc does.
+            if chan.send(&Msg::Error(msg.clone())).is_err() {
+                eprintln!("berth-runtime: container init: {msg}");
+            }
             // SAFETY: see above.
             unsafe { libc::_exit(1) }
         }

@@ -113,9 +113,11 @@ pub fn mount(root: &Root, dest: &Path, opts: &MountOptions, cgroupns: bool) -> R
         Some("mode=755"),
     )
     .ctx(|| format!("mounting tmpfs on {}", dest.display()))?;
+    // In the hybrid layout the container does not join the unified hierarchy (see
+    // Cgroup::join_current); mounting it would only show the host's tree.
     for h in hierarchies
         .iter()
-        .filter(|h| h.mountpoint.starts_with("/sys/fs/cgroup"))
+        .filter(|h| !h.v2 && h.mountpoint.starts_with("/sys/fs/cgroup"))
     {
         let Some(name) = h.mountpoint.file_name() else {
             continue;

@@ -62,11 +62,12 @@ fn pathrs_err(what: &str, p: &Path, e: pathrs::error::Error) -> Error {
     Error::Other(msg)
 }
 
-/// Everything before pivot_root.
-pub fn prepare(ctx: &Ctx) -> Result<()> {
-    let linux = ctx.spec.linux().as_ref();
-    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") | Some("rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+/// The spec's rootfsPropagation as mount flags; None when it sets none.
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    let linux = spec.linux().as_ref();
+    let flags = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => return Ok(None),
+        Some("rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some("slave") => MsFlags::MS_SLAVE,
         Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         Some("private") => MsFlags::MS_PRIVATE,
@@ -80,6 +81,12 @@ pub fn prepare(ctx: &Ctx) -> Result<()> {
             )))
         }
     };
+    Ok(Some(flags))
+}
+
+/// Everything before pivot_root.
+pub fn prepare(ctx: &Ctx) -> Result<()> {
+    let propagation = root_propagation(ctx.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing this container mounts may propagate back to the host.
     nix::mount::mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .ctx(|| "setting propagation of /".into())?;
@@ -114,8 +121,12 @@ pub fn prepare(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Everything after pivot_root: masked paths, read-only paths, the read-only root.
+/// Everything after pivot_root: the process's cwd, masked paths, read-only paths, the
+/// read-only root.
 pub fn finish(spec: &Spec) -> Result<()> {
+    if let Some(p) = spec.process() {
+        create_cwd(p.cwd())?;
+    }
     if let Some(linux) = spec.linux() {
         for p in linux.masked_paths().iter().flatten() {
             paths::mask(Path::new(p))?;
@@ -132,6 +143,27 @@ pub fn finish(spec: &Spec) -> Result<()> {
     {
         paths::remount_ro(Path::new("/"))?;
     }
+    // As runc does, the spec's propagation applies to the new "/" as well (the root bind
+    // was made from a private parent); last, as masking binds from /dev, which must not
+    // be unbindable yet. Private already holds.
+    if let Some(p) = root_propagation(spec)?.filter(|p| !p.contains(MsFlags::MS_PRIVATE)) {
+        nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .ctx(|| "setting propagation of the container's root".into())?;
+    }
+    Ok(())
+}
+
+/// Creates a missing process.cwd (mode 755), as runc does. Runs after pivot_root and
+/// resolves inside the root without magic links, so neither a symlink in the image nor a
+/// /proc/self/fd path can place it outside the container. An existing cwd is left to
+/// chdir, whose result finalize checks (CVE-2024-21626).
+fn create_cwd(cwd: &Path) -> Result<()> {
+    if cwd.exists() {
+        return Ok(());
+    }
+    let root = Root::open("/").map_err(|e| pathrs_err("opening root", Path::new("/"), e))?;
+    root.mkdir_all(cwd, &std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| pathrs_err("creating cwd", cwd, e))?;
     Ok(())
 }
 

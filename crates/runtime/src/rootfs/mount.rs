@@ -172,30 +172,72 @@ pub fn remount_bind(target: &Path, flags: MsFlags, what: &Path) -> Result<()> {
     }
 }
 
+/// `dest` with the image's symlinks followed inside the root (an absolute target or
+/// ".." never leaves it), as runc's securejoin does: a dangling symlink in the image then
+/// names a path in the root that can be created, never one on the host.
+fn join_in_root(root: &Root, dest: &Path) -> PathBuf {
+    use std::ffi::OsString;
+    use std::path::Component;
+    // Components still to walk, the next one last.
+    fn push_all(todo: &mut Vec<OsString>, p: &Path) {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(n.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                _ => {}
+            }
+        }
+    }
+    let mut todo = Vec::new();
+    push_all(&mut todo, dest);
+    let mut out = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&c);
+        match root.readlink(&next) {
+            Ok(link) if links < 255 => {
+                links += 1;
+                if link.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                push_all(&mut todo, &link);
+            }
+            _ => out = next,
+        }
+    }
+    out
+}
+
 /// Resolves `dest` inside the root, creating it as a directory or an empty file.
 pub(super) fn target(root: &Root, dest: &Path, as_file: bool) -> Result<Target> {
     let perm = std::fs::Permissions::from_mode(0o755);
     if let Ok(h) = root.resolve(dest) {
         return Ok(Target::new(h));
     }
+    // Missing, or behind a dangling symlink: create where the symlinks lead in the root.
+    let path = join_in_root(root, dest);
     if as_file {
-        if let Some(parent) = dest.parent() {
+        if let Some(parent) = path.parent() {
             root.mkdir_all(parent, &perm)
                 .map_err(|e| pathrs_err("creating mount point", dest, e))?;
         }
         root.create_file(
-            dest,
+            &path,
             OpenFlags::O_CREAT | OpenFlags::O_CLOEXEC,
             &std::fs::Permissions::from_mode(0o644),
         )
         .map_err(|e| pathrs_err("creating mount point", dest, e))?;
         let h = root
-            .resolve(dest)
+            .resolve(&path)
             .map_err(|e| pathrs_err("resolving mount point", dest, e))?;
         Ok(Target::new(h))
     } else {
         let h = root
-            .mkdir_all(dest, &perm)
+            .mkdir_all(&path, &perm)
             .map_err(|e| pathrs_err("creating mount point", dest, e))?;
         Ok(Target::new(h))
     }
