@@ -162,43 +162,49 @@ breakdown() {
   local id out
   echo "# berth-runtime breakdown, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs, kernel $(uname -r)"
   for i in 1 2 3; do run_one berth >/dev/null; done # warm caches
-  # 1. The runtime's own phase marks (BERTH_TRACE), median over several runs.
-  : >"$WORK/marks"
-  for i in $(seq 1 15); do
-    id=bench-$$-trace-$i
-    BERTH_TRACE=1 "$BERTH" --root "$WORK/root-berth" run -b "$B" "$id" </dev/null \
-      >/dev/null 2>"$WORK/trace-$i" || { cat "$WORK/trace-$i" >&2; exit 1; }
-  done
-  if grep -q '^berth-trace ' "$WORK"/trace-1; then
-    python3 - "$WORK" <<'PY'
-import statistics, sys, glob
-work = sys.argv[1]
+  # 1. The runtime's own phase marks (BERTH_TRACE, CLOCK_MONOTONIC µs on stderr), with
+  # the launcher's own clock read just before the spawn and just after the wait, median
+  # over several runs.
+  python3 - "$BERTH" "$WORK" "$B" "$$" <<'PY'
+import statistics, subprocess, sys, time, os
+berth, work, bundle, tag = sys.argv[1:]
+now = lambda: time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+env = dict(os.environ, BERTH_TRACE="1")
 runs = []
-for f in sorted(glob.glob(f"{work}/trace-*")):
-    marks = []
-    for l in open(f):
-        p = l.split(None, 3)
-        if len(p) == 4 and p[0] == "berth-trace":
-            marks.append((int(p[1]), p[3].strip()))
-    if marks:
-        runs.append(marks)
-order = [m for _, m in runs[0]]
-print("## BERTH_TRACE phase marks (median of %d runs, µs since the first mark)" % len(runs))
+for i in range(15):
+    cmd = [berth, "--root", f"{work}/root-berth", "run", "-b", bundle, f"bench-{tag}-trace-{i}"]
+    t0 = now()
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env=env)
+    t1 = now()
+    if p.returncode != 0:
+        sys.exit(f"berth-runtime run failed: {p.stderr.decode()}")
+    marks = [(t0, "spawn (launcher clock)")]
+    for l in p.stderr.decode().splitlines():
+        f = l.split(None, 3)
+        if len(f) == 4 and f[0] == "berth-trace":
+            name = f[3].strip()
+            if any(n == name for _, n in marks):
+                name += " (again, after the re-exec)"
+            marks.append((int(f[1]), name))
+    marks.append((t1, "run returned (launcher clock)"))
+    runs.append(marks)
+if all(len(r) == 2 for r in runs):
+    print("(this berth-runtime has no BERTH_TRACE marks)\n")
+    sys.exit(0)
+order = [m for _, m in max(runs, key=len)]
+print(f"## BERTH_TRACE phase marks (median of {len(runs)} runs, µs since the spawn)")
 print()
 print("| phase | at µs | step µs |")
 print("|---|---:|---:|")
 prev = 0
-for i, name in enumerate(order):
-    ats = [r[i][0] - r[0][0] for r in runs if len(r) > i and r[i][1] == name]
+for name in order:
+    ats = [t - r[0][0] for r in runs for t, n in r if n == name]
     at = statistics.median(ats)
     print(f"| {name} | {at:.0f} | {at - prev:.0f} |")
     prev = at
 print()
 PY
-  else
-    echo "(this berth-runtime has no BERTH_TRACE marks)"
-    echo
-  fi
   # 2. strace of one run. ptrace makes every syscall slower, so absolute times are
   # inflated; the split between phases is what matters.
   if ! command -v strace >/dev/null; then
@@ -221,6 +227,8 @@ def analyse(path):
         m = re.match(r"(\d+) (\d+\.\d+) (.*)", l.rstrip("\n"))
         if m:
             ev.append((int(m[1]), float(m[2]), m[3]))
+    if not ev:
+        return None
     main, t0 = ev[0][0], ev[0][1]
 
     def first(pred):
@@ -264,7 +272,7 @@ def analyse(path):
     cnt = collections.Counter(m[1] for m in (re.match(r"(\w+)\(", e[2]) for e in ev) if m)
     return out, cnt
 
-runs = [analyse(p) for p in sys.argv[1:]]
+runs = [r for r in map(analyse, sys.argv[1:]) if r]
 print(f"## strace -f -ttt, median of {len(runs)} runs (ptrace inflates every syscall)")
 print()
 print("| phase | at ms | step ms | syscall (first run) |")

@@ -101,6 +101,12 @@ fn spec(bundle: &Path, rootless: bool) -> Result<()> {
     spec.set_hostname(Some("berth".into()));
     if let Some(p) = spec.process_mut() {
         p.set_terminal(Some(true));
+        // No inheritable capabilities by default (CVE-2022-29162), as runc's spec.
+        if let Some(c) = p.capabilities().clone() {
+            let mut c = c;
+            c.set_inheritable(None);
+            p.set_capabilities(Some(c));
+        }
     }
     let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::Other(e.to_string()))?;
     std::fs::write(&path, text)

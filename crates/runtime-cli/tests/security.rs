@@ -171,7 +171,8 @@ fn docker_profile() -> Value {
 // Capabilities
 
 /// The default spec's capabilities (AUDIT_WRITE, KILL, NET_BIND_SERVICE) are exactly
-/// what the process holds in all five sets.
+/// what the process holds in bounding, effective and permitted; like runc's spec it sets
+/// no inheritable capabilities (CVE-2022-29162), so ambient ones cannot be raised either.
 #[test]
 fn default_capabilities_are_exactly_the_spec_sets() {
     let rt = Runtime::new("sec");
@@ -179,8 +180,11 @@ fn default_capabilities_are_exactly_the_spec_sets() {
     b.args(&["cat", "/proc/self/status"]);
     let out = ok(&rt.run(&b, &unique("caps")));
     let want = mask(&[CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE]);
-    for set in ["CapEff", "CapBnd", "CapPrm", "CapInh", "CapAmb"] {
+    for set in ["CapEff", "CapBnd", "CapPrm"] {
         assert_eq!(field(&out, set), want, "{set}");
+    }
+    for set in ["CapInh", "CapAmb"] {
+        assert_eq!(field(&out, set), mask(&[]), "{set}");
     }
 }
 
@@ -220,10 +224,11 @@ fn adding_cap_chown_allows_chown() {
             "inheritable",
             "ambient",
         ] {
-            s["process"]["capabilities"][set]
-                .as_array_mut()
-                .unwrap()
-                .push(json!("CAP_CHOWN"));
+            let caps = &mut s["process"]["capabilities"][set];
+            if caps.is_null() {
+                *caps = json!([]);
+            }
+            caps.as_array_mut().unwrap().push(json!("CAP_CHOWN"));
         }
     });
     b.sh("touch /f && chown 1234 /f && stat -c %u /f && grep CapEff /proc/self/status");

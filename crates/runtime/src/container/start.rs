@@ -57,7 +57,14 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
                 "container \"{id}\" did not start within 30s"
             )));
         }
-        std::thread::sleep(Duration::from_micros(200));
+        // Sleep until the fifo has data or its writer closed it; the timeout only
+        // bounds how late a dead process is noticed.
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            fifo.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u8));
     }
     std::fs::remove_file(&fifo_path).map_err(|e| Error::io("removing", &fifo_path, e))?;
     let spec = c.dir.load_spec()?;
