@@ -76,3 +76,15 @@ fn unsafe_kill(pid: i32, sig: i32) {
         .unwrap();
     assert!(st.success());
 }
+
+/// The container's program gets SIGPIPE at its default (the runtime, a Rust program,
+/// ignores it, and ignored signals survive execve).
+#[test]
+fn sigpipe_is_default_in_the_container() {
+    let rt = Runtime::new("smoke");
+    let mut b = Bundle::new("smoke");
+    b.args(&["grep", "SigIgn", "/proc/self/status"]);
+    let out = ok(&rt.run(&b, &unique("pipe")));
+    let mask = u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE ignored: {out}");
+}

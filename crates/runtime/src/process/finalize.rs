@@ -159,6 +159,10 @@ pub fn exec(f: Final) -> Result<Infallible> {
             .map_err(|e| Error::Other(format!("setting apparmor profile {profile}: {e}")))?;
     }
     close_fds(f.preserve_fds)?;
+    // Rust ignores SIGPIPE in its own processes, and an ignored signal stays ignored
+    // across execve: give the program the default, as any shell would.
+    // SAFETY: resetting a signal disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<CString> = p
         .args()
         .iter()
