@@ -29,22 +29,6 @@ fn one_error(out: &Output, needles: &[&str]) {
     }
 }
 
-/// Asserts that nothing of container `id` is left: state dir, cgroup, mounts.
-#[track_caller]
-fn nothing_left(rt: &Runtime, b: &Bundle, id: &str) {
-    assert!(!rt.exists(id), "state dir of {id} left behind");
-    assert!(
-        cgroup_dirs(id).is_empty(),
-        "cgroup left behind: {:?}",
-        cgroup_dirs(id)
-    );
-    assert!(
-        mounts_under(&b.dir).is_empty(),
-        "mounts left behind: {:?}",
-        mounts_under(&b.dir)
-    );
-}
-
 /// `run` of the bundle fails with one message naming the problem and leaves nothing.
 #[track_caller]
 fn run_refused(b: &Bundle, needles: &[&str]) {

@@ -55,22 +55,6 @@ fn fails_with(out: &Output, needles: &[&str]) {
     }
 }
 
-/// Asserts that nothing of container `id` is left: state dir, cgroup, mounts.
-#[track_caller]
-fn nothing_left(rt: &Runtime, b: &Bundle, id: &str) {
-    assert!(!rt.exists(id), "state dir of {id} left behind");
-    assert!(
-        cgroup_dirs(id).is_empty(),
-        "cgroup left behind: {:?}",
-        cgroup_dirs(id)
-    );
-    assert!(
-        mounts_under(&b.dir).is_empty(),
-        "mounts left behind: {:?}",
-        mounts_under(&b.dir)
-    );
-}
-
 /// A background process (a foreground `run`) killed and reaped when the test ends.
 struct Bg(Option<Child>);
 

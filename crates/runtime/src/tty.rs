@@ -116,3 +116,21 @@ pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
     }
     Ok(())
 }
+
+/// Opens a pty in the container, sizes it, sends its master over the console socket and
+/// returns the slave, which the caller makes its terminal.
+pub fn hand_over_pty(
+    console: &UnixStream,
+    size: Option<oci_spec::runtime::Box>,
+) -> Result<OwnedFd> {
+    let (master, slave) = open_pty()?;
+    if let Some(size) = size {
+        set_size(
+            master.as_raw_fd(),
+            size.height() as u16,
+            size.width() as u16,
+        );
+    }
+    send_fd(console.as_raw_fd(), "/dev/ptmx", master.as_raw_fd())?;
+    Ok(slave)
+}

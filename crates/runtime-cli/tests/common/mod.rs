@@ -285,3 +285,19 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Asserts that nothing of container `id` is left: state dir, cgroup, mounts.
+#[track_caller]
+pub fn nothing_left(rt: &Runtime, b: &Bundle, id: &str) {
+    assert!(!rt.exists(id), "state dir of {id} left behind");
+    assert!(
+        cgroup_dirs(id).is_empty(),
+        "cgroup left behind: {:?}",
+        cgroup_dirs(id)
+    );
+    assert!(
+        mounts_under(&b.dir).is_empty(),
+        "mounts left behind: {:?}",
+        mounts_under(&b.dir)
+    );
+}

@@ -1,7 +1,6 @@
 //! `exec`: another process in a running container, in all of its namespaces and its
 //! cgroup, with its security settings unless the exec's process overrides them.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -81,16 +80,7 @@ pub fn exec(opts: ExecOpts) -> Result<i32> {
         })?;
         if p.terminal().unwrap_or(false) {
             let console = console.as_ref().expect("checked");
-            let (master, slave) = tty::open_pty()?;
-            if let Some(size) = p.console_size() {
-                tty::set_size(
-                    master.as_raw_fd(),
-                    size.height() as u16,
-                    size.width() as u16,
-                );
-            }
-            tty::send_fd(console.as_raw_fd(), "/dev/ptmx", master.as_raw_fd())?;
-            drop(master);
+            let slave = tty::hand_over_pty(console, p.console_size())?;
             tty::make_controlling(&slave)?;
         }
         let env = finalize::environment(p);

@@ -107,16 +107,7 @@ pub fn run(mut init: Init, chan: &Channel) -> Result<Infallible> {
             .console
             .as_ref()
             .ok_or_else(|| Error::Other("a terminal needs a console socket".into()))?;
-        let (master, slave) = tty::open_pty()?;
-        if let Some(size) = process.console_size() {
-            tty::set_size(
-                master.as_raw_fd(),
-                size.height() as u16,
-                size.width() as u16,
-            );
-        }
-        tty::send_fd(console.as_raw_fd(), "/dev/ptmx", master.as_raw_fd())?;
-        drop(master);
+        let slave = tty::hand_over_pty(console, process.console_size())?;
         rootfs::bind_console(&slave)?;
         tty::make_controlling(&slave)?;
     }
