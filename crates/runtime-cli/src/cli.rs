@@ -132,6 +132,8 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         interval: u64,
     },
+    /// Print what this runtime supports (OCI features JSON).
+    Features,
     /// List containers.
     List {
         #[arg(short, long, value_enum, default_value = "table")]

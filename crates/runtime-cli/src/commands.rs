@@ -63,6 +63,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             ps_args,
         } => ps(root, id, *format, ps_args),
         Command::List { format, quiet } => list(root, *format, *quiet),
+        Command::Features => {
+            let f = runtime::features::features();
+            println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+            Ok(0)
+        }
         Command::Events {
             id,
             stats,

@@ -88,3 +88,20 @@ fn sigpipe_is_default_in_the_container() {
     let mask = u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap();
     assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE ignored: {out}");
 }
+
+/// `features` prints the OCI features document with the namespaces and hooks supported.
+#[test]
+fn features_document() {
+    let rt = Runtime::new("smoke");
+    let out = ok(&rt.exec(&["features"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ociVersionMax"], "1.2.0");
+    let ns = v["linux"]["namespaces"].as_array().unwrap();
+    assert!(ns.iter().any(|n| n == "user"));
+    assert!(v["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN"));
+    assert_eq!(v["hooks"].as_array().unwrap().len(), 6);
+}
