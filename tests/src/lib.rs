@@ -106,6 +106,20 @@ impl Daemon {
             .expect("docker CLI installed")
     }
 
+    /// berth's own CLI against this daemon (`berth -H <host> ARGS`), with the host
+    /// variables cleared so only the flag decides.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new(bin("berth"))
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST")
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth built")
+    }
+
     /// A raw HTTP request over the socket with curl: (status, body).
     pub fn curl(&self, method: &str, path: &str) -> (u16, String) {
         let out = Command::new("curl")

@@ -3,6 +3,7 @@
 //! (client), so both agree on every field name.
 
 pub mod error;
+pub mod images;
 pub mod models;
 pub mod version;
 

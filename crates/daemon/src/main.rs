@@ -1,10 +1,13 @@
 //! `berthd`: owns images, containers, networks, volumes and logs, and serves the Docker
 //! Engine API on a unix socket.
 
+mod error;
 mod handlers;
+mod query;
 mod router;
 mod server;
 mod socket;
+mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;

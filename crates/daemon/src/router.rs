@@ -67,7 +67,7 @@ async fn route(
     engine: &Arc<engine::Engine>,
     method: Method,
     path: &str,
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     match (&method, path) {
         (&Method::GET | &Method::HEAD, "/_ping") => {
@@ -75,6 +75,9 @@ async fn route(
         }
         (&Method::GET, "/version") => handlers::system::version(engine),
         (&Method::GET, "/info") => handlers::system::info(engine),
+        (_, p) if p.starts_with("/images/") => {
+            handlers::images::route(engine, &method, p, req).await
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }

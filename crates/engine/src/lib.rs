@@ -4,7 +4,11 @@
 
 pub mod config;
 pub mod error;
+pub mod images;
+pub mod store;
 pub mod system;
+
+use std::sync::RwLock;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -14,6 +18,13 @@ pub struct Engine {
     pub config: Config,
     /// Stable id of this engine (persisted in the data root), shown by `info`.
     pub id: String,
+    /// Blobs and layer snapshots.
+    images: image::ImageStore,
+    /// Metadata: `<data-root>/berth.db`.
+    db: store::Store,
+    /// Loads and imports (which only add) share it; removals and prunes take it alone,
+    /// so no removal deletes a layer that a load in flight is about to reuse.
+    image_lock: RwLock<()>,
 }
 
 impl Engine {
@@ -23,6 +34,15 @@ impl Engine {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         }
         let id = system::engine_id(&config.data_root)?;
-        Ok(Engine { config, id })
+        let images = image::ImageStore::open(&config.data_root)
+            .map_err(|e| Error::Internal(format!("opening the image store: {e}")))?;
+        let db = store::Store::open(&config.data_root.join("berth.db"))?;
+        Ok(Engine {
+            config,
+            id,
+            images,
+            db,
+            image_lock: RwLock::new(()),
+        })
     }
 }

@@ -126,6 +126,7 @@ impl Engine {
             default_runtime: self.config.default_runtime.clone(),
             runtimes,
             security_options: vec!["name=seccomp,profile=builtin".into()],
+            images: self.image_count(),
             ..SystemInfo::default()
         }
     }

@@ -1,0 +1,361 @@
+//! `/images/...`: load, save, import, list, inspect, history, tag, remove, prune.
+//!
+//! Image names in paths may contain slashes (`localhost:5000/a/b:tag`), so the path is
+//! split on its known suffix rather than matched segment by segment.
+
+use std::io;
+use std::sync::Arc;
+
+use api::images::{
+    DeleteResponse, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImagePruneReport,
+    ImageSummary, JsonMessage, RootFs,
+};
+use api::ApiError;
+use bytes::Bytes;
+use engine::images::{ListFilters, Removed};
+use engine::Engine;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use tokio::sync::mpsc;
+
+use crate::error::{blocking, from_engine};
+use crate::query::{decode, Query};
+use crate::router::json;
+use crate::server::{full, Body};
+use crate::stream::{body_reader, channel_body, ChannelWriter};
+
+/// Go's zero time, which Docker shows for an image never tagged.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Routes a request whose path starts with `/images/`.
+pub async fn route(
+    engine: &Arc<Engine>,
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let q = Query::parse(req.uri().query());
+    let rest = &path["/images/".len()..];
+    match (method, rest) {
+        (&Method::POST, "load") => load(engine, &q, req).await,
+        (&Method::GET, "get") => save(engine, q.all("names")).await,
+        (&Method::POST, "create") => create(engine, &q, req).await,
+        (&Method::GET, "json") => list(engine, &q).await,
+        (&Method::POST, "prune") => prune(engine, &q).await,
+        _ => {
+            // DELETE has no suffix: all of the rest is the name (`a/json` is an image).
+            let (name, action) = if method == Method::DELETE {
+                (rest, "")
+            } else {
+                split_name(rest)
+            };
+            let name = decode(name);
+            if name.is_empty() {
+                return Err(ApiError::not_found("page not found"));
+            }
+            match (method, action) {
+                (&Method::GET, "json") => inspect(engine, name).await,
+                (&Method::GET, "history") => history(engine, name).await,
+                (&Method::GET, "get") => save(engine, vec![name]).await,
+                (&Method::POST, "tag") => tag(engine, name, &q).await,
+                (&Method::POST, "push") => {
+                    Err(ApiError::new(501, "pushing images is not implemented yet"))
+                }
+                (&Method::DELETE, "") => remove(engine, name, &q).await,
+                _ => Err(ApiError::not_found("page not found")),
+            }
+        }
+    }
+}
+
+/// `a/b:1/json` → (`a/b:1`, `json`); a path with no known suffix is all name.
+fn split_name(rest: &str) -> (&str, &str) {
+    for action in ["json", "history", "tag", "get", "push"] {
+        if let Some(name) = rest.strip_suffix(action).and_then(|r| r.strip_suffix('/')) {
+            return (name, action);
+        }
+    }
+    (rest, "")
+}
+
+fn json_stream(lines: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .header("Content-Type", "application/json")
+        .body(full(lines))
+        .expect("valid response")
+}
+
+/// `POST /images/load`: the body is the archive. The whole load finishes before the
+/// response starts, so a bad archive gets a plain error response.
+async fn load(
+    engine: &Arc<Engine>,
+    _q: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    // `quiet` only silences progress bars, and berth sends none.
+    let reader = body_reader(req.into_body());
+    let e = engine.clone();
+    let loaded = blocking(move || e.load_images(reader)).await?;
+    let mut out = Vec::new();
+    for img in loaded {
+        if img.tags.is_empty() {
+            out.extend(JsonMessage::stream(format!("Loaded image ID: {}\n", img.id)).line());
+        }
+        for t in img.tags {
+            out.extend(JsonMessage::stream(format!("Loaded image: {t}\n")).line());
+        }
+    }
+    Ok(json_stream(out))
+}
+
+/// `GET /images/get?names=..` and `GET /images/{name}/get`: the tar streams as it is
+/// written. Names are resolved before the first byte, so an unknown one is a 404.
+async fn save(engine: &Arc<Engine>, names: Vec<String>) -> Result<Response<Body>, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no images given to save"));
+    }
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    let e = engine.clone();
+    let err_tx = tx.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let r = e.save_images(&names, ChannelWriter::new(tx));
+        if let Err(err) = &r {
+            // Mid-stream, this aborts the response; before it, the result is used.
+            let _ = err_tx.blocking_send(Err(io::Error::other(err.to_string())));
+        }
+        r
+    });
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => Some(chunk),
+        _ => {
+            task.await
+                .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
+                .map_err(from_engine)?;
+            None
+        }
+    };
+    Ok(Response::builder()
+        .status(200)
+        .header("Content-Type", "application/x-tar")
+        .body(channel_body(first, rx))
+        .expect("valid response"))
+}
+
+/// `POST /images/create`: with `fromSrc=-`, imports the body as a root filesystem.
+/// Pulling (`fromImage`) is for the registry work.
+async fn create(
+    engine: &Arc<Engine>,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let Some(src) = q.get("fromSrc") else {
+        return Err(ApiError::new(501, "pulling images is not implemented yet"));
+    };
+    if src != "-" {
+        return Err(ApiError::bad_request(
+            "importing from a URL is not supported: send the tar as the request body (fromSrc=-)",
+        ));
+    }
+    let repo = q.get("repo").unwrap_or("").to_string();
+    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if !repo.is_empty() => format!("{repo}:{t}"),
+        _ => repo,
+    };
+    let changes = q.all("changes");
+    let message = q.get("message").map(str::to_string);
+    let reader = body_reader(req.into_body());
+    let e = engine.clone();
+    let id = blocking(move || {
+        let r = (!reference.is_empty()).then_some(reference.as_str());
+        e.import_image(reader, changes, message, r)
+    })
+    .await?;
+    Ok(json_stream(JsonMessage::status(id).line()))
+}
+
+fn bool_filter(key: &str, v: &[String]) -> Result<Option<bool>, ApiError> {
+    match v {
+        [] => Ok(None),
+        [one] => match one.to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(Some(true)),
+            "false" | "0" => Ok(Some(false)),
+            _ => Err(ApiError::bad_request(format!(
+                "invalid filter '{key}={one}'"
+            ))),
+        },
+        _ => Err(ApiError::bad_request(format!(
+            "invalid filter '{key}': only one value allowed"
+        ))),
+    }
+}
+
+/// `GET /images/json`.
+async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiError> {
+    let mut f = ListFilters {
+        all: q.bool("all"),
+        ..ListFilters::default()
+    };
+    for (k, v) in q.filters()? {
+        match k.as_str() {
+            "dangling" => f.dangling = bool_filter(&k, &v)?,
+            "reference" => f.reference = v,
+            "label" => f.label = v,
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+        }
+    }
+    // The legacy `filter=name` parameter is a reference filter.
+    if let Some(name) = q.get("filter").filter(|n| !n.is_empty()) {
+        f.reference.push(name.to_string());
+    }
+    let e = engine.clone();
+    let images = blocking(move || e.list_images(&f)).await?;
+    let out: Vec<ImageSummary> = images
+        .into_iter()
+        .map(|i| ImageSummary {
+            id: i.id,
+            parent_id: i.parent_id,
+            repo_tags: i.repo_tags,
+            repo_digests: i.repo_digests,
+            created: i.created,
+            size: i.size as i64,
+            shared_size: -1,
+            labels: i.labels,
+            containers: -1,
+        })
+        .collect();
+    json(&out)
+}
+
+/// `GET /images/{name}/json`.
+async fn inspect(engine: &Arc<Engine>, name: String) -> Result<Response<Body>, ApiError> {
+    let e = engine.clone();
+    let d = blocking(move || e.inspect_image(&name)).await?;
+    json(&ImageInspect {
+        id: d.id,
+        repo_tags: d.repo_tags,
+        repo_digests: d.repo_digests,
+        parent: d.parent,
+        comment: d.comment,
+        created: d.created,
+        docker_version: d.docker_version,
+        author: d.author,
+        config: d.config,
+        architecture: d.architecture,
+        variant: d.variant,
+        os: d.os,
+        size: d.size as i64,
+        graph_driver: GraphDriver {
+            name: "overlay2".into(),
+            data: Default::default(),
+        },
+        root_fs: RootFs {
+            kind: "layers".into(),
+            layers: d.layers,
+        },
+        metadata: ImageMetadata {
+            last_tag_time: d.last_tag_time.unwrap_or_else(|| ZERO_TIME.into()),
+        },
+    })
+}
+
+/// `GET /images/{name}/history`.
+async fn history(engine: &Arc<Engine>, name: String) -> Result<Response<Body>, ApiError> {
+    let e = engine.clone();
+    let h = blocking(move || e.image_history(&name)).await?;
+    let out: Vec<HistoryItem> = h
+        .into_iter()
+        .map(|h| HistoryItem {
+            id: h.id,
+            created: h.created,
+            created_by: h.created_by,
+            tags: (!h.tags.is_empty()).then_some(h.tags),
+            size: h.size as i64,
+            comment: h.comment,
+        })
+        .collect();
+    json(&out)
+}
+
+/// `POST /images/{name}/tag?repo=..&tag=..`: 201 and no body, as Docker.
+async fn tag(engine: &Arc<Engine>, name: String, q: &Query) -> Result<Response<Body>, ApiError> {
+    let repo = q.get("repo").unwrap_or("");
+    if repo.is_empty() {
+        return Err(ApiError::bad_request(
+            "repository name must have at least one component",
+        ));
+    }
+    let target = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    let e = engine.clone();
+    blocking(move || e.tag_image(&name, &target)).await?;
+    Ok(Response::builder()
+        .status(201)
+        .body(full(""))
+        .expect("valid response"))
+}
+
+fn delete_responses(removed: Vec<Removed>) -> Vec<DeleteResponse> {
+    removed
+        .into_iter()
+        .map(|r| match r {
+            Removed::Untagged(t) => DeleteResponse {
+                untagged: Some(t),
+                deleted: None,
+            },
+            Removed::Deleted(d) => DeleteResponse {
+                untagged: None,
+                deleted: Some(d),
+            },
+        })
+        .collect()
+}
+
+/// `DELETE /images/{name}?force=&noprune=`.
+async fn remove(engine: &Arc<Engine>, name: String, q: &Query) -> Result<Response<Body>, ApiError> {
+    let force = q.bool("force");
+    let noprune = q.bool("noprune");
+    let e = engine.clone();
+    let removed = blocking(move || e.remove_image(&name, force, noprune)).await?;
+    json(&delete_responses(removed))
+}
+
+/// `POST /images/prune?filters=`: `dangling=false` prunes every unused image.
+async fn prune(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiError> {
+    let mut all = false;
+    let mut labels = Vec::new();
+    for (k, v) in q.filters()? {
+        match k.as_str() {
+            "dangling" => all = bool_filter(&k, &v)? == Some(false),
+            "label" => labels = v,
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+        }
+    }
+    let e = engine.clone();
+    let (removed, reclaimed) = blocking(move || e.prune_images(all, &labels)).await?;
+    let deleted = delete_responses(removed);
+    json(&ImagePruneReport {
+        images_deleted: (!deleted.is_empty()).then_some(deleted),
+        space_reclaimed: reclaimed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_slashes_split_on_the_suffix() {
+        assert_eq!(
+            split_name("localhost:5000/a/b:tag/json"),
+            ("localhost:5000/a/b:tag", "json")
+        );
+        assert_eq!(split_name("busybox/history"), ("busybox", "history"));
+        assert_eq!(split_name("a/b:1"), ("a/b:1", ""));
+        assert_eq!(split_name("json/json"), ("json", "json"));
+        // A repository that merely ends in a suffix's letters is a name.
+        assert_eq!(split_name("myjson"), ("myjson", ""));
+    }
+}
