@@ -198,6 +198,10 @@ pub struct Cgroup {
     unified: Option<(PathBuf, PathBuf)>,
     /// Directories [`Cgroup::create`] made, in creation order.
     created: Vec<PathBuf>,
+    /// The default path's shared `berth/` parent, which berth owns: whichever container
+    /// leaves it empty removes it, not only the one that made it.
+    #[serde(default)]
+    prune_parent: bool,
 }
 
 /// Resource usage of a cgroup, as reported by [`Cgroup::stats`].
@@ -320,6 +324,7 @@ impl Cgroup {
         id: &str,
     ) -> Result<Self> {
         let default_path;
+        let prune_parent = cgroups_path.is_none();
         let requested = match cgroups_path {
             Some(p) => p,
             None => {
@@ -401,6 +406,7 @@ impl Cgroup {
             v1,
             unified,
             created: Vec::new(),
+            prune_parent,
         })
     }
 
@@ -474,6 +480,14 @@ impl Cgroup {
                 match std::fs::create_dir(&cur) {
                     Ok(()) => created.push(cur.clone()),
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    // Another container just pruned the shared parent: make it again.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && self.prune_parent => {
+                        std::fs::create_dir_all(&cur).map_err(|source| CgroupError::Create {
+                            path: cur.clone(),
+                            source,
+                        })?;
+                        created.push(cur.clone());
+                    }
                     Err(source) => {
                         self.created.extend(created);
                         return Err(CgroupError::Create { path: cur, source });
@@ -638,6 +652,14 @@ impl Cgroup {
             }
             if let Err(e) = remove_dir(dir) {
                 first_err.get_or_insert(e);
+            }
+        }
+        if self.prune_parent {
+            for (_, dir) in self.all_dirs() {
+                // Fails harmlessly while other containers' cgroups are still in it.
+                if let Some(parent) = dir.parent() {
+                    let _ = std::fs::remove_dir(parent);
+                }
             }
         }
         match first_err {
