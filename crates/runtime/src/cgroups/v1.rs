@@ -344,7 +344,13 @@ pub(super) fn init_cpuset(dir: &Path) -> Result<()> {
             continue;
         };
         if current.trim().is_empty() {
-            let from_parent = fs::read(&parent.join(file))?;
+            let mut from_parent = fs::read(&parent.join(file))?;
+            if from_parent.trim().is_empty() {
+                // The parent may have just been made by another container that has not
+                // filled it in yet: fill it (from its own parent) first.
+                init_cpuset(parent)?;
+                from_parent = fs::read(&parent.join(file))?;
+            }
             if !from_parent.trim().is_empty() {
                 fs::write(&path, from_parent.trim())?;
             }
