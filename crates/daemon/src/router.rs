@@ -75,6 +75,7 @@ async fn route(
         }
         (&Method::GET, "/version") => handlers::system::version(engine),
         (&Method::GET, "/info") => handlers::system::info(engine),
+        (&Method::GET, "/system/check") => handlers::system::check(engine.clone()).await,
         (_, p) if p.starts_with("/images/") => {
             handlers::images::route(engine, &method, p, req).await
         }

@@ -314,7 +314,7 @@ fn drop_tag(tx: &mut Tx<'_>, key: &str) -> Result<()> {
 }
 
 impl Engine {
-    fn image_read_lock(&self) -> RwLockReadGuard<'_, ()> {
+    pub(crate) fn image_read_lock(&self) -> RwLockReadGuard<'_, ()> {
         self.image_lock
             .read()
             .unwrap_or_else(PoisonError::into_inner)

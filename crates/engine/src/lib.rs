@@ -2,6 +2,7 @@
 //! knows no protocol: the Docker API front-end (`crates/daemon`) and later the CRI one
 //! translate to and from these calls.
 
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod images;

@@ -34,12 +34,15 @@ pub struct InfoArgs {
 pub enum SystemCommand {
     /// Display system-wide information
     Info(InfoArgs),
+    /// Verify the daemon's store: every blob, layer snapshot, image and tag
+    Check,
 }
 
 /// Runs a `berth system` subcommand.
 pub fn run(ctx: &Ctx, cmd: SystemCommand) -> Result<()> {
     match cmd {
         SystemCommand::Info(a) => info(ctx, a),
+        SystemCommand::Check => check(ctx),
     }
 }
 
@@ -294,6 +297,31 @@ fn server_info(v: &Value) -> String {
         v["LiveRestoreEnabled"].as_bool().unwrap_or(false)
     ));
     o
+}
+
+/// `berth system check`: prints what was checked and every problem; exit 1 when any.
+fn check(ctx: &Ctx) -> Result<()> {
+    let r: Value = ctx.client()?.get("/system/check")?;
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    println!(
+        "checked {} blobs, {} images, {} tags, {} layer snapshots",
+        n("blobs"),
+        n("images"),
+        n("tags"),
+        n("snapshots")
+    );
+    let problems = r["problems"].as_array().cloned().unwrap_or_default();
+    if problems.is_empty() {
+        println!("store is consistent");
+        return Ok(());
+    }
+    for p in &problems {
+        println!("problem: {}", p.as_str().unwrap_or_default());
+    }
+    Err(crate::error::Error::msg(format!(
+        "{} problem(s) in the store",
+        problems.len()
+    )))
 }
 
 #[cfg(test)]

@@ -118,3 +118,9 @@ pub fn info(engine: &engine::Engine) -> Result<Response<Body>, ApiError> {
         ..Info::default()
     })
 }
+
+/// `GET /system/check` (a berth extension): verifies blobs, snapshots and metadata.
+pub async fn check(engine: std::sync::Arc<engine::Engine>) -> Result<Response<Body>, ApiError> {
+    let report = crate::error::blocking(move || engine.check()).await?;
+    json(&report)
+}
