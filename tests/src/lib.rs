@@ -164,6 +164,29 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Containers (and their shims, which outlive berthd) go first, also when the
+        // test failed.
+        // (No panics here: a panic while unwinding aborts the test binary.)
+        let docker = |args: &[&str]| {
+            Command::new("docker")
+                .env("DOCKER_HOST", self.host())
+                .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .ok()
+        };
+        if self.child.is_some() {
+            if let Some(o) = docker(&["ps", "-aq"]) {
+                let ids = stdout(&o);
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let mut args = vec!["rm", "-f"];
+                    args.extend(ids);
+                    let _ = docker(&args);
+                }
+            }
+        }
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -79,6 +79,9 @@ async fn route(
         (_, p) if p.starts_with("/images/") => {
             handlers::images::route(engine, &method, p, req).await
         }
+        (_, p) if p.starts_with("/containers/") => {
+            handlers::containers::route(engine, &method, p, req).await
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }

@@ -127,8 +127,8 @@ pub enum Removed {
 }
 
 /// How an image name resolved.
-struct Resolved {
-    id: Digest,
+pub(crate) struct Resolved {
+    pub(crate) id: Digest,
     /// The tag it was found by; `None` when given by id.
     by_ref: Option<ImageRef>,
 }
@@ -149,7 +149,7 @@ fn no_such_image(name: &str) -> Error {
     Error::NotFound(format!("No such image: {shown}"))
 }
 
-fn store_err(e: StoreError) -> Error {
+pub(crate) fn store_err(e: StoreError) -> Error {
     match e {
         // Bad layer content comes from the client's archive.
         StoreError::LayerDigestMismatch { .. } | StoreError::Layer { .. } => {
@@ -328,18 +328,17 @@ impl Engine {
 
     /// Which container uses image `id` (its short id), if any.
     ///
-    /// Containers have not landed yet, so no image is in use. When they land, this
-    /// looks them up, and [`remove_image`](Self::remove_image) and
-    /// [`prune_images`](Self::prune_images) then refuse (`image is being used by
-    /// stopped container <short>`) or, forced, go ahead, as Docker does.
-    pub fn image_in_use(&self, _id: &str) -> Option<String> {
-        None
+    /// [`remove_image`](Self::remove_image) and [`prune_images`](Self::prune_images)
+    /// refuse (`image is being used by stopped container <short>`) or, forced, go
+    /// ahead, as Docker does.
+    pub fn image_in_use(&self, id: &str) -> Option<String> {
+        self.container_using_image(id)
     }
 
     /// Finds an image by full or familiar reference, by `sha256:` id or by a unique
     /// prefix of its hex id. A name that is a valid reference is tried as a tag first,
     /// as Docker does (`abc` may be a repository or an id prefix).
-    fn resolve(&self, name: &str) -> Result<Resolved> {
+    pub(crate) fn resolve(&self, name: &str) -> Result<Resolved> {
         let id_like = reference::is_id_like(name);
         if !id_like || !name.starts_with("sha256:") {
             match ImageRef::parse(name) {

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod config;
+pub mod containers;
 pub mod error;
 pub mod images;
 pub mod store;

@@ -1,0 +1,115 @@
+//! `attach`: a stream to the container's stdio through its shim.
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shim::proto::AttachOptions;
+
+use super::{no_such_container, Status};
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// What an attach client wants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachRequest {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Replay the log first.
+    pub logs: bool,
+}
+
+impl Engine {
+    /// Attaches to container `name`. A container not started yet is waited for (the
+    /// docker CLI attaches before it starts the container); what it printed before the
+    /// attach reached the shim is replayed from the log. The stream carries Docker's
+    /// multiplexed frames, or raw bytes for a terminal; the flag says which.
+    pub fn attach_container(&self, name: &str, req: AttachRequest) -> Result<(Attached, bool)> {
+        let mut c = self.lookup_container(name)?;
+        let mut replay = req.logs;
+        // While this attach waits for the start, a `--rm` container is not removed
+        // before its output got here (see the watcher).
+        let _marker = (c.state.status == Status::Created).then(|| {
+            let p = self.attach_marker(&c.id);
+            let _ = std::fs::create_dir_all(self.shims_dir());
+            let _ = std::fs::write(&p, b"");
+            RemoveOnDrop(p)
+        });
+        while c.state.status == Status::Created {
+            replay = true;
+            std::thread::sleep(Duration::from_millis(20));
+            c = self
+                .container_by_id(&c.id)?
+                .ok_or_else(|| no_such_container(name))?;
+        }
+        // A container that exited before the attach got to it: its shim lingers a
+        // while and replays the log.
+        if c.state.status != Status::Running && !replay {
+            return Err(Error::Conflict(
+                "You cannot attach to a stopped container, start it first".into(),
+            ));
+        }
+        let live = shim::client::Client::connect(self.shim_socket(&c.id)).and_then(|cl| {
+            cl.attach(AttachOptions {
+                stdin: req.stdin,
+                stdout: req.stdout,
+                stderr: req.stderr,
+                logs: replay,
+                stdin_once: c.config.stdin_once,
+            })
+        });
+        match live {
+            Ok(s) => Ok((Attached::Live(s), c.config.tty)),
+            Err(_) if replay => {
+                // It exited before the shim saw the attach: its log is all there is.
+                let opts = log::ReadOptions {
+                    stdout: req.stdout,
+                    stderr: req.stderr,
+                    ..Default::default()
+                };
+                let mut out = Vec::new();
+                if let Ok(r) = log::read(&c.log_path, opts) {
+                    let mut buf = Vec::new();
+                    for e in r.flatten() {
+                        buf.clear();
+                        e.append_docker(false, false, &mut buf);
+                        if c.config.tty {
+                            out.extend_from_slice(&buf);
+                        } else {
+                            let kind = match e.stream {
+                                log::Stream::Stdout => shim::frame::STDOUT,
+                                log::Stream::Stderr => shim::frame::STDERR,
+                            };
+                            shim::frame::encode_into(&mut out, kind, &buf);
+                        }
+                    }
+                }
+                Ok((Attached::Replay(out), c.config.tty))
+            }
+            Err(e) => Err(Error::Internal(format!("attaching: {e}"))),
+        }
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Engine {
+    /// Exists while an attach waits for the container to start.
+    pub(crate) fn attach_marker(&self, id: &str) -> PathBuf {
+        self.shims_dir().join(format!("{id}.attach"))
+    }
+}
+
+/// An attach stream: live from the shim, or the log of a container that already exited.
+#[derive(Debug)]
+pub enum Attached {
+    Live(UnixStream),
+    Replay(Vec<u8>),
+}

@@ -1,0 +1,272 @@
+//! Containers end to end through the stock docker CLI against a private berthd: run -d,
+//! ps, logs, stop, wait, rm, create + start, name conflicts and the errors Docker gives.
+//!
+//! The image is the busybox fixture (scripts/fixtures.sh) brought in with
+//! `docker import`. Every container is removed when the test's Daemon is dropped, also
+//! when the test fails.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::*;
+
+const FIXTURE: &str = "/var/cache/berth-fixtures/busybox";
+
+/// A daemon with the busybox fixture imported as `busybox:latest`.
+fn daemon_with_busybox() -> Daemon {
+    assert!(
+        Path::new(FIXTURE).join("bin/busybox").exists(),
+        "busybox fixture missing: run scripts/fixtures.sh"
+    );
+    let d = Daemon::start();
+    let mut tar = Command::new("tar")
+        .args(["-C", FIXTURE, "--exclude=./.complete", "-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .args(["import", "-", "busybox:latest"])
+        .stdin(tar.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(tar.wait().unwrap().success(), "tar of the fixture");
+    ok(&out);
+    d
+}
+
+/// Polls `f` for up to `secs` seconds.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+/// `docker run -d`, ps, logs, stop, ps -a, wait, rm.
+#[test]
+fn run_detached_lifecycle() {
+    let d = daemon_with_busybox();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi; sleep 30",
+    ]));
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+
+    let ps = ok(&d.docker(&["ps"]));
+    assert!(ps.contains("web") && ps.contains(&id[..12]), "{ps}");
+    assert!(ps.contains("Up "), "{ps}");
+    let running = ok(&d.docker(&["inspect", "-f", "{{.State.Running}}", "web"]));
+    assert_eq!(running.trim(), "true");
+
+    assert!(
+        eventually(10, || stdout(&d.docker(&["logs", "web"])) == "hi\n"),
+        "logs: {:?}",
+        d.docker(&["logs", "web"])
+    );
+
+    let started = Instant::now();
+    ok(&d.docker(&["stop", "-t", "1", "web"]));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!ok(&d.docker(&["ps"])).contains("web"));
+    let all = ok(&d.docker(&["ps", "-a"]));
+    assert!(all.contains("web") && all.contains("Exited ("), "{all}");
+
+    // sh as PID 1 ignores SIGTERM: the stop ends with SIGKILL.
+    assert_eq!(ok(&d.docker(&["wait", "web"])).trim(), "137");
+    // The log survives the exit.
+    assert_eq!(ok(&d.docker(&["logs", "web"])), "hi\n");
+    ok(&d.docker(&["rm", "web"]));
+    assert!(!ok(&d.docker(&["ps", "-a"])).contains("web"));
+    assert!(!d.dir.join("data/containers").join(id).exists());
+}
+
+/// `docker create` + `docker start` + `docker wait` gives the exit code.
+#[test]
+fn create_start_wait_exit_code() {
+    let d = daemon_with_busybox();
+    ok(&d.docker(&["create", "--name", "three", "busybox", "sh", "-c", "exit 3"]));
+    let all = ok(&d.docker(&["ps", "-a"]));
+    assert!(all.contains("three") && all.contains("Created"), "{all}");
+    ok(&d.docker(&["start", "three"]));
+    assert_eq!(ok(&d.docker(&["wait", "three"])).trim(), "3");
+    let st = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "three",
+    ]));
+    assert_eq!(st.trim(), "exited 3");
+    let all = ok(&d.docker(&["ps", "-a"]));
+    assert!(all.contains("Exited (3)"), "{all}");
+}
+
+/// Names are unique; a running container is removed only with -f; unknown names are
+/// Docker's 404.
+#[test]
+fn conflicts_and_errors() {
+    let d = daemon_with_busybox();
+    let id = ok(&d.docker(&["run", "-d", "--name", "busy", "busybox", "sleep", "30"]));
+    let id = id.trim();
+
+    let o = d.docker(&["create", "--name", "busy", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!(
+            "Conflict. The container name \"/busy\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = d.docker(&["rm", "busy"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "cannot remove container \"/busy\": container is running: stop the container before removing or force remove"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = d.docker(&["rm", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error response from daemon: No such container: nosuch"
+    );
+
+    // An id prefix names the container too.
+    ok(&d.docker(&["rm", "-f", &id[..8]]));
+    assert!(!ok(&d.docker(&["ps", "-a"])).contains("busy"));
+    // The name is free again.
+    ok(&d.docker(&["create", "--name", "busy", "busybox", "true"]));
+}
+
+/// `docker kill` and the errors of a missing image and a bad name.
+#[test]
+fn kill_and_bad_input() {
+    let d = daemon_with_busybox();
+    ok(&d.docker(&["run", "-d", "--name", "k1", "busybox", "sleep", "30"]));
+    ok(&d.docker(&["kill", "k1"]));
+    assert_eq!(ok(&d.docker(&["wait", "k1"])).trim(), "137");
+    let o = d.docker(&["kill", "k1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+
+    let o = d.docker(&["create", "--name", "bad name", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Invalid container name"),
+        "{}",
+        stderr(&o)
+    );
+
+    let (code, body) = d.curl("POST", "/containers/create");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = d.curl("GET", "/containers/nosuch/json");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("No such container: nosuch"), "{body}");
+}
+
+/// `logs -f` follows until the exit, `--tail` counts both streams, `--rm` removes the
+/// container on exit, and an image in use is not removed.
+#[test]
+fn logs_follow_auto_remove_and_image_in_use() {
+    let d = daemon_with_busybox();
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.3; done",
+    ]));
+    let o = d.docker(&["logs", "-f", "talker"]);
+    assert_eq!(ok(&o), "out1\nout2\nout3\n");
+    assert_eq!(stderr(&o), "err1\nerr2\nerr3\n");
+    let o = d.docker(&["logs", "--tail", "1", "talker"]);
+    assert_eq!(ok(&o), "");
+    assert_eq!(stderr(&o), "err3\n");
+    let o = d.docker(&["logs", "-t", "--tail", "2", "talker"]);
+    assert!(ok(&o).ends_with(" out3\n"), "{}", stdout(&o));
+
+    let o = d.docker(&["rmi", "busybox"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is using its referenced image"),
+        "{}",
+        stderr(&o)
+    );
+
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "gone",
+        "--cap-drop",
+        "ALL",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5",
+    ]));
+    assert!(
+        eventually(15, || !stdout(&d.docker(&["ps", "-a"])).contains("gone")),
+        "--rm container still listed"
+    );
+}
+
+/// `docker run` attached (the hijacked attach endpoint): output on the right streams,
+/// the exit code passed through, also with `--rm` for a container gone at once.
+#[test]
+fn run_attached() {
+    let d = daemon_with_busybox();
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "att",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello\n");
+    assert_eq!(stderr(&o), "oops\n");
+
+    let o = d.docker(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; sleep 0.3; echo two",
+    ]);
+    assert_eq!(ok(&o), "one\ntwo\n");
+
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo quick; exit 5"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "quick\n");
+    assert!(eventually(10, || ok(&d.docker(&["ps", "-aq"]))
+        .lines()
+        .count()
+        == 2));
+}
