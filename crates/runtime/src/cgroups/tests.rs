@@ -492,7 +492,8 @@ fn root_v1_limit_below_usage_is_ebusy() {
         return;
     }
     g.cg.apply(&resources(64 << 20, Some(64 << 20))).unwrap();
-    let mut child = gated_child("x=aaaaaaaa; i=0; while [ $i -lt 20 ]; do x=$x$x; i=$((i+1)); done; echo ready >&2; exec sleep 30 <&-");
+    // The shell must stay (not exec sleep): its 8 MiB string is the usage under test.
+    let mut child = gated_child("x=aaaaaaaa; i=0; while [ $i -lt 20 ]; do x=$x$x; i=$((i+1)); done; echo ready >&2; sleep 30 <&-");
     g.cg.add_process(child.id() as i32).unwrap();
     release(&mut child);
     let mut line = String::new();
