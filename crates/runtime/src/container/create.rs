@@ -157,6 +157,9 @@ pub fn create(opts: CreateOpts) -> Result<Container> {
         state_dir: state_fd,
         console: opts.console,
         userns: has(LinuxNamespaceType::User),
+        new_netns: namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none()),
         cgroupns: namespaces
             .iter()
             .any(|n| n.typ() == LinuxNamespaceType::Cgroup && n.path().is_none()),

@@ -30,6 +30,8 @@ pub struct Init<'a> {
     pub console: Option<UnixStream>,
     pub userns: bool,
     pub cgroupns: bool,
+    /// The container has a network namespace of its own (not joined): bring `lo` up.
+    pub new_netns: bool,
     pub caps: Option<CapSets>,
     pub seccomp: Option<Program>,
     pub preserve_fds: i32,
@@ -63,6 +65,9 @@ pub fn run(mut init: Init, chan: &Channel) -> Result<Infallible> {
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     // Device nodes and mount points get exactly the modes the spec asks for.
     nix::sys::stat::umask(Mode::empty());
+    if init.new_netns {
+        crate::loopback::up()?;
+    }
 
     rootfs::prepare(&rootfs::Ctx {
         spec,
