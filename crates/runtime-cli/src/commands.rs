@@ -141,7 +141,8 @@ fn receive_tty(ours: Option<UnixStream>) -> Result<Option<TtyProxy>> {
 }
 
 fn run(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
-    let terminal = runtime::spec::Bundle::load(&a.bundle)?
+    let bundle = runtime::spec::Bundle::load(&a.bundle)?;
+    let terminal = bundle
         .spec
         .process()
         .as_ref()
@@ -153,7 +154,7 @@ fn run(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     } else {
         Some(container::block_signals()?)
     };
-    let c = container::create(create_opts(root, a, console))?;
+    let c = container::create_from(create_opts(root, a, console), bundle)?;
     let tty = receive_tty(ours);
     let started = tty.and_then(|tty| container::start(root, &a.id).map(|_| tty));
     let tty = match started {

@@ -133,6 +133,21 @@ impl StateDir {
         fs::write(&p, data).map_err(|e| Error::io("writing", &p, e))
     }
 
+    /// Only the hooks of the saved config: start and delete need nothing else, and
+    /// skipping the rest keeps config parsing off their path.
+    pub fn load_hooks(&self) -> Result<Option<oci_spec::runtime::Hooks>> {
+        #[derive(serde::Deserialize)]
+        struct HooksOnly {
+            #[serde(default)]
+            hooks: Option<oci_spec::runtime::Hooks>,
+        }
+        let p = self.dir.join(CONFIG);
+        let data = fs::read(&p).map_err(|e| Error::io("reading", &p, e))?;
+        let h: HooksOnly = serde_json::from_slice(&data)
+            .map_err(|e| Error::Other(format!("corrupt config {}: {e}", p.display())))?;
+        Ok(h.hooks)
+    }
+
     pub fn load_spec(&self) -> Result<Spec> {
         let p = self.dir.join(CONFIG);
         let data = fs::read(&p).map_err(|e| Error::io("reading", &p, e))?;

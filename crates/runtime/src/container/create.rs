@@ -66,6 +66,13 @@ fn warn(msg: &str) {
 pub fn create(opts: CreateOpts) -> Result<Container> {
     validate_id(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
+    create_from(opts, bundle)
+}
+
+/// [`create`] for a bundle the caller already loaded (`run` reads it first to know
+/// whether the process has a terminal), so start does not parse config.json twice.
+pub fn create_from(opts: CreateOpts, bundle: Bundle) -> Result<Container> {
+    validate_id(&opts.id)?;
     let spec = &bundle.spec;
     let process = spec.process().as_ref().expect("validated");
     let linux = spec.linux().as_ref().expect("validated");

@@ -43,15 +43,15 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     // Every process of the container goes with it, also those that left PID 1's tree.
     c.record.cgroup.destroy()?;
-    let spec = c.dir.load_spec().ok();
-    // Hooks get the pid the container had, as runc passes it.
-    let state = crate::state::OciState {
-        status: Status::Stopped,
-        pid: c.record.pid,
-        ..c.state()
-    };
-    if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
-        if let Err(e) = hooks::run("poststop", h.poststop().as_ref(), &state) {
+    let hooks = c.dir.load_hooks().ok().flatten();
+    if let Some(poststop) = hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+        // Hooks get the pid the container had, as runc passes it.
+        let state = crate::state::OciState {
+            status: Status::Stopped,
+            pid: c.record.pid,
+            ..c.state()
+        };
+        if let Err(e) = hooks::run("poststop", Some(poststop), &state) {
             eprintln!("berth-runtime: warning: {e}");
         }
     }

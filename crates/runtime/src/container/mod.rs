@@ -10,7 +10,7 @@ mod pause;
 mod ps;
 mod start;
 
-pub use create::{create, CreateOpts};
+pub use create::{create, create_from, CreateOpts};
 pub use delete::delete;
 pub use exec::{exec, ExecOpts};
 pub use foreground::{block_signals, foreground, TtyProxy};

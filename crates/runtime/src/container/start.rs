@@ -67,15 +67,12 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u8));
     }
     std::fs::remove_file(&fifo_path).map_err(|e| Error::io("removing", &fifo_path, e))?;
-    let spec = c.dir.load_spec()?;
-    let h = spec.hooks().as_ref();
-    // A failing poststart hook is only a warning: the container already runs.
-    if let Err(e) = hooks::run(
-        "poststart",
-        h.and_then(|h| h.poststart().as_ref()),
-        &c.state(),
-    ) {
-        eprintln!("berth-runtime: warning: {e}");
+    let hooks = c.dir.load_hooks()?;
+    if let Some(poststart) = hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
+        // A failing poststart hook is only a warning: the container already runs.
+        if let Err(e) = hooks::run("poststart", Some(poststart), &c.state()) {
+            eprintln!("berth-runtime: warning: {e}");
+        }
     }
     Ok(())
 }
