@@ -156,9 +156,17 @@ fn intermediate(
         return Err(e);
     }
     crate::trace::mark("namespaces made");
+    // I and C share the channel, so C waits on this pipe until I has sent `Pid`:
+    // otherwise C's first message could reach P before it knows C's pid.
+    let (gate_r, gate_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "creating pipe".into())?;
     // SAFETY: still single-threaded; the child leaves through _exit.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
+            drop(gate_w);
+            // EOF: I closed its end after sending the pid (or died).
+            let _ = nix::unistd::read(&gate_r, &mut [0u8; 1]);
+            drop(gate_r);
             let msg = match child(&chan) {
                 Err(e) => e.to_string(),
                 Ok(never) => match never {},
@@ -171,7 +179,11 @@ fn intermediate(
             // SAFETY: see above.
             unsafe { libc::_exit(1) }
         }
-        Ok(ForkResult::Parent { child: c }) => chan.send(&Msg::Pid(c.as_raw())),
+        Ok(ForkResult::Parent { child: c }) => {
+            let sent = chan.send(&Msg::Pid(c.as_raw()));
+            drop(gate_w);
+            sent
+        }
         Err(e) => {
             let _ = chan.send(&Msg::Error(format!("fork: {e}")));
             Err(Error::Sys {
