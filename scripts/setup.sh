@@ -6,6 +6,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/berth-target}
 ./scripts/deps.sh
 cargo build --release --bins
 install -m 0755 "$CARGO_TARGET_DIR/release/berth-runtime" /usr/local/bin/berth-runtime
+install -m 0755 "$CARGO_TARGET_DIR/release/berth-init" /usr/local/bin/berth-init
 rootfs=$(./scripts/fixtures.sh)
 bundle=$(mktemp -d /tmp/berth-hello.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT

@@ -36,9 +36,55 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub socket: PathBuf,
     child: Option<Child>,
+    /// Extra berthd arguments, kept for restarts.
+    extra: Vec<String>,
+}
+
+/// The busybox rootfs that scripts/fixtures.sh makes.
+pub const BUSYBOX: &str = "/var/cache/berth-fixtures/busybox";
+
+/// Polls `f` every 50 ms for up to `secs` seconds; its last answer.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
 }
 
 impl Daemon {
+    /// A daemon with the busybox fixture imported as `busybox:latest`.
+    pub fn with_busybox() -> Daemon {
+        assert!(
+            Path::new(BUSYBOX).join("bin/busybox").exists(),
+            "busybox fixture missing: run scripts/fixtures.sh"
+        );
+        let d = Daemon::start();
+        d.import_busybox("busybox:latest");
+        d
+    }
+
+    /// `docker import`s the busybox fixture as `tag`.
+    pub fn import_busybox(&self, tag: &str) {
+        let mut tar = Command::new("tar")
+            .args(["-C", BUSYBOX, "--exclude=./.complete", "-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .args(["import", "-", tag])
+            .stdin(tar.stdout.take().unwrap())
+            .output()
+            .unwrap();
+        assert!(tar.wait().unwrap().success(), "tar of the fixture");
+        ok(&out);
+    }
+
     /// Starts berthd and waits until it answers /_ping.
     pub fn start() -> Daemon {
         Daemon::start_with(&[])
@@ -48,29 +94,55 @@ impl Daemon {
         let dir = PathBuf::from("/tmp").join(unique("berthd"));
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("exec/berth.sock");
-        let log = std::fs::File::create(dir.join("berthd.log")).unwrap();
+        let mut d = Daemon {
+            dir,
+            socket,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// Runs berthd on this daemon's directories and waits until it listens.
+    fn spawn(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("berthd.log"))
+            .unwrap();
         let child = Command::new(bin("berthd"))
             .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
+            .arg(format!("unix://{}", self.socket.display()))
             .arg("--data-root")
-            .arg(dir.join("data"))
+            .arg(self.dir.join("data"))
             .arg("--exec-root")
-            .arg(dir.join("exec"))
+            .arg(self.dir.join("exec"))
             .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .args(extra)
+            .arg(self.dir.join("daemon.json"))
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut d = Daemon {
-            dir,
-            socket,
-            child: Some(child),
-        };
-        d.wait_ready();
-        d
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// SIGKILLs berthd, as a crash would; its containers' shims live on.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // The socket file stays behind, as after a real crash.
+    }
+
+    /// Starts berthd again on the same state (after [`Daemon::crash`] or [`Daemon::stop`]).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "berthd still runs");
+        self.spawn();
     }
 
     fn wait_ready(&mut self) {

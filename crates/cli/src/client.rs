@@ -147,6 +147,30 @@ fn reader_body(mut reader: Box<dyn Read + Send>, failed: Arc<Mutex<Option<io::Er
     ChannelBody { rx }.boxed()
 }
 
+/// The error of a non-2xx answer: its `{"message"}`, or its text.
+fn daemon_error(status: u16, raw: &[u8]) -> Error {
+    let message = serde_json::from_slice::<api::error::ErrorBody>(raw)
+        .map(|b| b.message)
+        .unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(raw).trim().to_string();
+            if text.is_empty() {
+                format!("{status}")
+            } else {
+                text
+            }
+        });
+    Error::Daemon { status, message }
+}
+
+/// A hijacked connection: the raw stream of attach or exec start.
+pub struct Hijacked {
+    /// The headers of the daemon's answer (`Content-Type` tells a raw stream from a
+    /// multiplexed one).
+    pub headers: HeaderMap,
+    /// The stream; use it inside [`Client::block_on`].
+    pub io: TokioIo<hyper::upgrade::Upgraded>,
+}
+
 /// A connection to one daemon. Nothing is dialled until the first request; the API
 /// version is negotiated once, on that request.
 pub struct Client {
@@ -244,60 +268,13 @@ impl Client {
         }
         let status = resp.status;
         let raw = resp.bytes()?;
-        let message = serde_json::from_slice::<api::error::ErrorBody>(&raw)
-            .map(|b| b.message)
-            .unwrap_or_else(|_| {
-                let text = String::from_utf8_lossy(&raw).trim().to_string();
-                if text.is_empty() {
-                    format!("{status}")
-                } else {
-                    text
-                }
-            });
-        Err(Error::Daemon { status, message })
+        Err(daemon_error(status, &raw))
     }
 
     fn send(&self, method: Method, uri: String, body: RequestBody) -> Result<Response<'_>> {
-        if self.debug {
-            eprintln!("DEBU {method} {uri}");
-        }
         let failed = Arc::new(Mutex::new(None));
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(uri)
-            // What docker sends over unix sockets: a valid name no server resolves.
-            .header("Host", "api.moby.localhost")
-            .header(
-                "User-Agent",
-                concat!("berth-cli/", env!("CARGO_PKG_VERSION")),
-            );
-        let body: ReqBody = match body {
-            RequestBody::Empty => Empty::new().map_err(|n| match n {}).boxed(),
-            RequestBody::Json(b) => {
-                builder = builder.header("Content-Type", "application/json");
-                Full::new(Bytes::from(b)).map_err(|n| match n {}).boxed()
-            }
-            RequestBody::Tar(r) => {
-                builder = builder.header("Content-Type", "application/x-tar");
-                reader_body(r, failed.clone())
-            }
-        };
-        let req = builder
-            .body(body)
-            .map_err(|e| Error::msg(format!("invalid request: {e}")))?;
-        let result = self.rt.block_on(async {
-            let stream = UnixStream::connect(&self.socket)
-                .await
-                .map_err(|e| self.connect_error(e))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            // The connection task runs while the caller blocks on this runtime: during
-            // this call and later while the response body is read.
-            tokio::spawn(async move {
-                let _ = conn.with_upgrades().await;
-            });
-            Ok::<_, Error>(sender.send_request(req).await?)
-        });
+        let req = self.build(method, uri, body, false, &failed)?;
+        let result = self.rt.block_on(self.exchange(req));
         // A failed read of the request body explains a broken exchange best.
         if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(Error::Io(e));
@@ -311,6 +288,130 @@ impl Client {
             body,
             buf: Bytes::new(),
             done: false,
+        })
+    }
+
+    fn build(
+        &self,
+        method: Method,
+        uri: String,
+        body: RequestBody,
+        upgrade: bool,
+        failed: &Arc<Mutex<Option<io::Error>>>,
+    ) -> Result<Request<ReqBody>> {
+        if self.debug {
+            eprintln!("DEBU {method} {uri}");
+        }
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            // What docker sends over unix sockets: a valid name no server resolves.
+            .header("Host", "api.moby.localhost")
+            .header(
+                "User-Agent",
+                concat!("berth-cli/", env!("CARGO_PKG_VERSION")),
+            );
+        if upgrade {
+            // docker's hijack: the daemon answers 101 and the connection becomes raw.
+            builder = builder
+                .header("Connection", "Upgrade")
+                .header("Upgrade", "tcp");
+        }
+        let body: ReqBody = match body {
+            RequestBody::Empty => Empty::new().map_err(|n| match n {}).boxed(),
+            RequestBody::Json(b) => {
+                builder = builder.header("Content-Type", "application/json");
+                Full::new(Bytes::from(b)).map_err(|n| match n {}).boxed()
+            }
+            RequestBody::Tar(r) => {
+                builder = builder.header("Content-Type", "application/x-tar");
+                reader_body(r, failed.clone())
+            }
+        };
+        builder
+            .body(body)
+            .map_err(|e| Error::msg(format!("invalid request: {e}")))
+    }
+
+    /// Dials, sends `req` and returns the answer with its body unread. The connection
+    /// task runs while the caller drives this runtime: during this call and later
+    /// while the body is read (or the upgraded stream is used).
+    async fn exchange(&self, req: Request<ReqBody>) -> Result<hyper::Response<Incoming>> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender.send_request(req).await?)
+    }
+
+    /// Runs a future on the client's runtime (streams of hijacked connections).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A request made from inside [`Client::block_on`] (resize while attached): the
+    /// API version must have been negotiated already. Non-2xx answers become
+    /// [`Error::Daemon`]; the body is read and dropped.
+    pub async fn request_async(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Bytes> {
+        let v = self.version.get().copied().unwrap_or(MIN);
+        let body = match json {
+            Some(j) => RequestBody::Json(serde_json::to_vec(j)?),
+            None => RequestBody::Empty,
+        };
+        let failed = Arc::new(Mutex::new(None));
+        let req = self.build(method, format!("/v{v}{path}"), body, false, &failed)?;
+        let resp = self.exchange(req).await?;
+        let status = resp.status().as_u16();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(Error::Http)?
+            .to_bytes();
+        if status < 300 {
+            return Ok(raw);
+        }
+        Err(daemon_error(status, &raw))
+    }
+
+    /// Hijacks a connection as docker's attach and exec start do: the request goes out
+    /// with `Upgrade: tcp`, and after the daemon's 101 (or 200, from daemons that do
+    /// not upgrade) the connection is a raw byte stream both ways.
+    pub fn hijack(&self, path: &str, json: Option<&serde_json::Value>) -> Result<Hijacked> {
+        let v = self.api_version()?;
+        let body = match json {
+            Some(j) => RequestBody::Json(serde_json::to_vec(j)?),
+            None => RequestBody::Empty,
+        };
+        let failed = Arc::new(Mutex::new(None));
+        let req = self.build(Method::POST, format!("/v{v}{path}"), body, true, &failed)?;
+        self.rt.block_on(async {
+            let resp = self.exchange(req).await?;
+            let status = resp.status().as_u16();
+            if status >= 300 {
+                let raw = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(Error::Http)?
+                    .to_bytes();
+                return Err(daemon_error(status, &raw));
+            }
+            let headers = resp.headers().clone();
+            let upgraded = hyper::upgrade::on(resp).await?;
+            Ok(Hijacked {
+                headers,
+                io: TokioIo::new(upgraded),
+            })
         })
     }
 

@@ -1,8 +1,10 @@
 //! `berthd`: owns images, containers, networks, volumes and logs, and serves the Docker
 //! Engine API on a unix socket.
 
+mod body;
 mod error;
 mod handlers;
+mod hijack;
 mod query;
 mod router;
 mod server;
@@ -82,11 +84,16 @@ fn main() {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = config(args)?;
     let engine = Arc::new(engine::Engine::open(config)?);
+    engine.restore()?;
     // Two workers: the API is I/O bound and the machine small; blocking work goes to
     // spawn_blocking.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(server::serve(engine))
+    let r = rt.block_on(server::serve(engine));
+    // Blocking requests still in flight (a `wait`, a log follower) must not hold the
+    // exit: containers live on in their shims.
+    rt.shutdown_background();
+    r
 }

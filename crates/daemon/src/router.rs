@@ -76,9 +76,13 @@ async fn route(
         (&Method::GET, "/version") => handlers::system::version(engine),
         (&Method::GET, "/info") => handlers::system::info(engine),
         (&Method::GET, "/system/check") => handlers::system::check(engine.clone()).await,
+        (&Method::GET, "/system/df") => handlers::system::df(engine.clone(), &req).await,
+        (&Method::GET, "/events") => handlers::events::events(engine, req).await,
+        (&Method::POST, "/commit") => handlers::archive::commit(engine, req).await,
         (_, p) if p.starts_with("/images/") => {
             handlers::images::route(engine, &method, p, req).await
         }
+        (_, p) if p.starts_with("/exec/") => handlers::exec::route(engine, &method, p, req).await,
         (_, p) if p.starts_with("/containers/") => {
             handlers::containers::route(engine, &method, p, req).await
         }

@@ -419,6 +419,7 @@ impl Engine {
         let _g = self.image_read_lock();
         let loaded = self.images.load(reader).map_err(archive_err)?;
         self.record_images(&loaded)?;
+        self.emit_images(loaded.iter().map(|l| l.id.as_str()), "load");
         Ok(loaded
             .iter()
             .map(|l| LoadedImage {
@@ -483,7 +484,9 @@ impl Engine {
             let res = self.resolve(name)?;
             add(res.id, res.by_ref);
         }
-        self.images.save(&plan, out).map_err(archive_err)
+        self.images.save(&plan, out).map_err(archive_err)?;
+        self.emit_images(plan.iter().map(|(d, _)| d.as_str()), "save");
+        Ok(())
     }
 
     /// Creates an image from a root filesystem tar (`docker import`), applying
@@ -512,6 +515,7 @@ impl Engine {
         let mut loaded = self.images.import(reader, &opts).map_err(import_err)?;
         loaded.tags = tag.into_iter().collect();
         self.record_images(std::slice::from_ref(&loaded))?;
+        self.emit_imported(&loaded);
         Ok(loaded.id.to_string())
     }
 
@@ -659,7 +663,9 @@ impl Engine {
         }
         // The record is read inside the transaction, so a concurrent removal either
         // happened before (NotFound) or waits until the tag is in.
-        self.db.transaction(|tx| set_tag(tx, &r, &res.id))
+        self.db.transaction(|tx| set_tag(tx, &r, &res.id))?;
+        self.emit_image(res.id.as_str(), &r.familiar(), "tag");
+        Ok(())
     }
 
     /// Removes image `name` as `docker rmi` does: a tag given of an image with other
@@ -678,6 +684,7 @@ impl Engine {
                 if rec.tags.len() > 1 {
                     self.db.transaction(|tx| drop_tag(tx, &key))?;
                     out.push(Removed::Untagged(r.familiar()));
+                    self.emit_image(res.id.as_str(), &r.familiar(), "untag");
                     return Ok(out);
                 }
                 if !force {
@@ -742,6 +749,7 @@ impl Engine {
             Ok(tags)
         })?;
         out.extend(tags.iter().map(|t| Removed::Untagged(familiar(t))));
+        self.emit_image_deleted(id.as_str(), &tags);
         out.push(Removed::Deleted(id.to_string()));
         // What the remaining images share stays.
         let mut keep = HashSet::new();
@@ -839,6 +847,7 @@ impl Engine {
             reclaimed += self.delete_image(&digest, &mut out)?;
             reclaimed += self.prune_parents(rec.parent.clone(), &mut out)?;
         }
+        self.emit_image_prune(reclaimed);
         Ok((out, reclaimed))
     }
 

@@ -5,7 +5,9 @@
 pub mod check;
 pub mod config;
 pub mod containers;
+pub mod df;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod store;
 pub mod system;
@@ -27,6 +29,10 @@ pub struct Engine {
     /// Loads and imports (which only add) share it; removals and prunes take it alone,
     /// so no removal deletes a layer that a load in flight is about to reuse.
     image_lock: RwLock<()>,
+    /// `exec` instances (in memory, as dockerd keeps them).
+    execs: containers::exec::Execs,
+    /// Recent events and live subscribers (`docker events`).
+    events: events::Events,
 }
 
 impl Engine {
@@ -45,6 +51,8 @@ impl Engine {
             images,
             db,
             image_lock: RwLock::new(()),
+            execs: Default::default(),
+            events: events::Events::new(),
         })
     }
 }

@@ -3,12 +3,14 @@
 //! OCI-layout formats of save/load.
 
 pub mod archive;
+pub mod commit;
 pub mod config;
 pub mod content;
 pub mod digest;
 pub mod import;
 pub mod layer;
 pub mod reference;
+pub mod rootfs;
 pub mod snapshot;
 pub mod store;
 

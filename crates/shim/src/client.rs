@@ -149,6 +149,8 @@ pub struct ShimOptions {
     pub stdin: bool,
     /// An external runc-compatible runtime binary instead of the built-in runtime.
     pub runtime: Option<PathBuf>,
+    /// Exec mode: run this OCI process file in the running container `id`.
+    pub exec: Option<PathBuf>,
 }
 
 impl ShimOptions {
@@ -182,6 +184,9 @@ impl ShimOptions {
         }
         if let Some(r) = &self.runtime {
             c.arg("--runtime").arg(r);
+        }
+        if let Some(p) = &self.exec {
+            c.arg("--exec").arg(p);
         }
         c
     }

@@ -74,6 +74,10 @@ pub struct AttachOptions {
     /// Close the container's stdin when this client's input ends (Docker's `StdinOnce`).
     #[serde(default)]
     pub stdin_once: bool,
+    /// With `logs`: replay from this byte of the log file (what an earlier run of the
+    /// container logged comes before it).
+    #[serde(default)]
+    pub log_offset: u64,
 }
 
 /// Where the container is in its life.

@@ -1,6 +1,5 @@
-//! `berth inspect`: any object by name or ID. Images only so far; containers, networks
-//! and volumes are tried first as their commands arrive (docker's order: container,
-//! image, network, volume, ...).
+//! `berth inspect`: any object by name or ID: containers, then images (docker's order:
+//! container, image, network, volume, ...).
 
 use clap::Args;
 
@@ -49,6 +48,17 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<()> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in &args.names {
+        // Containers first, as docker: a container and an image may share a name.
+        if args.kind.is_none() || args.kind.as_deref() == Some("container") {
+            match super::container::inspect_raw(ctx, name, args.size) {
+                Ok(raw) => {
+                    found.push(raw);
+                    continue;
+                }
+                Err(Error::Daemon { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         if !images_allowed {
             missing.push(name);
             continue;
@@ -63,7 +73,11 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let what = if images_only { "image" } else { "object" };
+    let what = match args.kind.as_deref() {
+        Some("image") => "image",
+        Some("container") => "container",
+        _ => "object",
+    };
     for name in missing {
         eprintln!("Error: No such {what}: {name}");
     }

@@ -36,6 +36,10 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Verify the daemon's store: every blob, layer snapshot, image and tag
     Check,
+    /// Show berth disk usage
+    Df(super::events::DfArgs),
+    /// Get real time events from the server
+    Events(super::events::EventsArgs),
 }
 
 /// Runs a `berth system` subcommand.
@@ -43,6 +47,8 @@ pub fn run(ctx: &Ctx, cmd: SystemCommand) -> Result<()> {
     match cmd {
         SystemCommand::Info(a) => info(ctx, a),
         SystemCommand::Check => check(ctx),
+        SystemCommand::Df(a) => super::events::df(ctx, a),
+        SystemCommand::Events(a) => super::events::events(ctx, a),
     }
 }
 

@@ -11,6 +11,7 @@ use api::ApiError;
 use bytes::Bytes;
 use engine::containers::attach::{AttachRequest, Attached};
 use engine::containers::create::CreateOptions;
+use engine::containers::filter::docker_status;
 use engine::containers::logs::{LogStream, LogsOptions};
 use engine::containers::start::WaitCondition;
 use engine::containers::{Container, ContainerConfig, HostConfig, ListOptions, Status};
@@ -19,10 +20,10 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::error::blocking;
+use crate::hijack::{self, Source};
 use crate::query::{decode, Query};
 use crate::router::json;
 use crate::server::{full, Body};
@@ -59,17 +60,41 @@ pub async fn route(
             Ok(status(if started { 204 } else { 304 }))
         }
         (&Method::POST, "stop") => {
-            let t = match q.get("t").filter(|t| !t.is_empty()) {
-                Some(t) => Some(
-                    t.parse::<i64>()
-                        .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}")))?,
-                ),
-                None => None,
-            };
+            let t = stop_timeout(&q)?;
             let sig = q.get("signal").map(str::to_string);
             let stopped = blocking(move || e.stop_container(&name, t, sig.as_deref())).await?;
             Ok(status(if stopped { 204 } else { 304 }))
         }
+        (&Method::POST, "restart") => {
+            let t = stop_timeout(&q)?;
+            let sig = q.get("signal").map(str::to_string);
+            blocking(move || e.restart_container(&name, t, sig.as_deref())).await?;
+            Ok(status(204))
+        }
+        (&Method::POST, "pause") => {
+            blocking(move || e.pause_container(&name)).await?;
+            Ok(status(204))
+        }
+        (&Method::POST, "unpause") => {
+            blocking(move || e.unpause_container(&name)).await?;
+            Ok(status(204))
+        }
+        (&Method::POST, "rename") => {
+            let new = q.get("name").unwrap_or_default().to_string();
+            blocking(move || e.rename_container(&name, &new)).await?;
+            Ok(status(204))
+        }
+        (&Method::POST, "resize") => {
+            let (h, w) = super::exec::size(&q)?;
+            blocking(move || e.resize_container(&name, h, w)).await?;
+            Ok(status(200))
+        }
+        (&Method::GET, "top") => {
+            let args = q.get("ps_args").unwrap_or_default().to_string();
+            let t = blocking(move || e.top_container(&name, &args)).await?;
+            json(&json!({"Titles": t.titles, "Processes": t.processes}))
+        }
+        (&Method::POST, "exec") => super::exec::create(engine, name, req).await,
         (&Method::POST, "kill") => {
             let sig = q.get("signal").map(str::to_string);
             blocking(move || e.kill_container(&name, sig.as_deref())).await?;
@@ -106,6 +131,11 @@ pub async fn route(
         }
         (&Method::GET, "logs") => logs(engine, name, &q).await,
         (&Method::POST, "attach") => attach(engine, name, &q, req).await,
+        (&Method::HEAD | &Method::GET | &Method::PUT, "archive") => {
+            super::archive::archive(engine, method, name, &q, req).await
+        }
+        (&Method::GET, "changes") => super::archive::changes(engine, name).await,
+        (&Method::GET, "export") => super::archive::export(engine, name).await,
         (&Method::GET, "json") => {
             let c = blocking(move || e.inspect_container(&name)).await?;
             json(&inspect_json(&c))
@@ -116,6 +146,17 @@ pub async fn route(
             Ok(status(204))
         }
         _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+/// The `t` of stop and restart: seconds, negative for no limit.
+fn stop_timeout(q: &Query) -> Result<Option<i64>, ApiError> {
+    match q.get("t").filter(|t| !t.is_empty()) {
+        Some(t) => t
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}"))),
+        None => Ok(None),
     }
 }
 
@@ -203,6 +244,8 @@ fn create_options(body: &Value, name: Option<String>) -> Result<CreateOptions, A
         cap_add: strings(hg("CapAdd")).unwrap_or_default(),
         cap_drop: strings(hg("CapDrop")).unwrap_or_default(),
         readonly_rootfs: boolean(hg("ReadonlyRootfs")),
+        init: hg("Init").and_then(Value::as_bool),
+        security_opt: strings(hg("SecurityOpt")).unwrap_or_default(),
     };
     Ok(CreateOptions {
         name,
@@ -282,6 +325,9 @@ fn since(t: &str) -> Duration {
 fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".into(),
+        Status::Running if c.state.paused => {
+            format!("Up {} (Paused)", human_duration(since(&c.state.started_at)))
+        }
         Status::Running => format!("Up {}", human_duration(since(&c.state.started_at))),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -300,18 +346,33 @@ fn command(c: &Container) -> String {
 
 /// `GET /containers/json?all=`.
 async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiError> {
-    let opts = ListOptions { all: q.bool("all") };
-    let e = engine.clone();
-    let cs = blocking(move || e.list_containers(&opts)).await?;
     let limit = q
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
+    // `-n` and `-l` list stopped containers too, as in dockerd.
+    let opts = ListOptions {
+        all: q.bool("all") || limit.is_some(),
+        filters: q.filters()?,
+    };
+    let e = engine.clone();
+    let size = q.bool("size");
+    let (cs, sizes) = blocking(move || {
+        let mut cs = e.list_containers(&opts)?;
+        cs.truncate(limit.unwrap_or(usize::MAX));
+        let sizes = if size {
+            e.container_sizes(&cs)?
+        } else {
+            Vec::new()
+        };
+        Ok((cs, sizes))
+    })
+    .await?;
     let out: Vec<Value> = cs
         .iter()
-        .take(limit.unwrap_or(usize::MAX))
-        .map(|c| {
-            json!({
+        .enumerate()
+        .map(|(i, c)| {
+            let mut v = json!({
                 "Id": c.id,
                 "Names": [c.name],
                 "Image": c.config.image,
@@ -320,12 +381,17 @@ async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiErro
                 "Created": unix_secs(&c.created),
                 "Ports": [],
                 "Labels": c.config.labels,
-                "State": c.state.status.as_str(),
+                "State": docker_status(c),
                 "Status": status_text(c),
                 "HostConfig": {"NetworkMode": c.host_config.network_mode},
                 "NetworkSettings": {"Networks": {}},
                 "Mounts": [],
-            })
+            });
+            if let Some(u) = sizes.get(i) {
+                v["SizeRw"] = json!(u.size_rw);
+                v["SizeRootFs"] = json!(u.size_root_fs);
+            }
+            v
         })
         .collect();
     json(&out)
@@ -340,9 +406,9 @@ fn inspect_json(c: &Container) -> Value {
         "Path": c.path,
         "Args": c.args,
         "State": {
-            "Status": st.status.as_str(),
+            "Status": docker_status(c),
             "Running": st.status == Status::Running,
-            "Paused": false,
+            "Paused": st.paused,
             "Restarting": false,
             "OOMKilled": st.oom_killed,
             "Dead": false,
@@ -376,6 +442,8 @@ fn inspect_json(c: &Container) -> Value {
             "CapDrop": h.cap_drop,
             "Privileged": h.privileged,
             "ReadonlyRootfs": h.readonly_rootfs,
+            "Init": h.init,
+            "SecurityOpt": (!h.security_opt.is_empty()).then_some(&h.security_opt),
             "Memory": h.memory,
             "NanoCpus": h.nano_cpus,
             "PidsLimit": h.pids_limit,
@@ -417,7 +485,7 @@ async fn attach(
     engine: &Arc<Engine>,
     name: String,
     q: &Query,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let areq = AttachRequest {
         stdin: q.bool("stdin"),
@@ -433,50 +501,15 @@ async fn attach(
             "attaching without stream is not supported",
         ));
     }
+    let on = hijack::on_upgrade(&mut req);
     let e = engine.clone();
-    tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(req).await else {
-            return;
-        };
-        let Ok((attached, _tty)) = blocking(move || e.attach_container(&name, areq)).await else {
-            return;
-        };
-        let client = hyper_util::rt::TokioIo::new(upgraded);
-        let (mut cr, mut cw) = tokio::io::split(client);
-        let shim = match attached {
-            Attached::Live(s) => s,
-            Attached::Replay(bytes) => {
-                let _ = cw.write_all(&bytes).await;
-                let _ = cw.shutdown().await;
-                return;
-            }
-        };
-        if shim.set_nonblocking(true).is_err() {
-            return;
+    Ok(hijack::upgrade(on, c.config.tty, move || {
+        match e.attach_container(&name, areq) {
+            Ok((Attached::Live(s), _)) => Source::Live(s),
+            Ok((Attached::Replay(bytes), _)) => Source::Bytes(bytes),
+            Err(err) => Source::Failed(err.to_string()),
         }
-        let Ok(shim) = tokio::net::UnixStream::from_std(shim) else {
-            return;
-        };
-        let (mut sr, mut sw) = shim.into_split();
-        let input = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut cr, &mut sw).await;
-        });
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-        let _ = cw.shutdown().await;
-        input.abort();
-    });
-    let ctype = if c.config.tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    Ok(Response::builder()
-        .status(101)
-        .header("Content-Type", ctype)
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "tcp")
-        .body(full(Bytes::new()))
-        .expect("valid response"))
+    }))
 }
 
 /// `1700000000` or `1700000000.5`; zero or empty: none.

@@ -1,4 +1,4 @@
-//! `/_ping`, `/version`, `/info`.
+//! `/_ping`, `/version`, `/info`, `/system/check`, `/system/df`.
 
 use std::collections::BTreeMap;
 
@@ -123,4 +123,104 @@ pub fn info(engine: &engine::Engine) -> Result<Response<Body>, ApiError> {
 pub async fn check(engine: std::sync::Arc<engine::Engine>) -> Result<Response<Body>, ApiError> {
     let report = crate::error::blocking(move || engine.check()).await?;
     json(&report)
+}
+
+/// `GET /system/df[?type=container&type=image&type=volume&type=build-cache]`: Docker's
+/// `DiskUsage` as API versions before 1.52 give it. Volumes and the build cache are not
+/// tracked yet and come back empty.
+pub async fn df(
+    engine: std::sync::Arc<engine::Engine>,
+    req: &hyper::Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let q = crate::query::Query::parse(req.uri().query());
+    let types = q.all("type");
+    for t in &types {
+        if !matches!(t.as_str(), "container" | "image" | "volume" | "build-cache") {
+            return Err(ApiError::bad_request(format!("unknown object type: {t}")));
+        }
+    }
+    let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+    let du = crate::error::blocking(move || engine.disk_usage()).await?;
+    let images: Vec<serde_json::Value> = du
+        .images
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "Id": i.image.id,
+                "ParentId": i.image.parent_id,
+                "RepoTags": i.image.repo_tags,
+                "RepoDigests": i.image.repo_digests,
+                "Created": i.image.created,
+                "Size": i.image.size,
+                "SharedSize": i.shared_size,
+                "Labels": i.image.labels,
+                "Containers": i.containers,
+            })
+        })
+        .collect();
+    let containers: Vec<serde_json::Value> = du
+        .containers
+        .iter()
+        .map(|u| {
+            let c = &u.container;
+            let command = std::iter::once(c.path.as_str())
+                .chain(c.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            serde_json::json!({
+                "Id": c.id,
+                "Names": [c.name],
+                "Image": c.config.image,
+                "ImageID": c.image_id,
+                "Command": command,
+                "Created": rfc3339_secs(&c.created),
+                "Ports": [],
+                "SizeRw": u.size_rw,
+                "SizeRootFs": u.size_root_fs,
+                "Labels": c.config.labels,
+                "State": c.state.status.as_str(),
+                "Status": status_text(c),
+                "HostConfig": {"NetworkMode": c.host_config.network_mode},
+                "NetworkSettings": {"Networks": {}},
+                "Mounts": [],
+            })
+        })
+        .collect();
+    let empty = Vec::<serde_json::Value>::new;
+    json(&serde_json::json!({
+        "LayersSize": if want("image") { du.layers_size } else { 0 },
+        "Images": want("image").then_some(images),
+        "Containers": want("container").then_some(containers),
+        "Volumes": want("volume").then(empty),
+        "BuildCache": want("build-cache").then(empty),
+        "BuilderSize": 0,
+    }))
+}
+
+fn rfc3339_secs(t: &str) -> i64 {
+    humantime::parse_rfc3339_weak(t)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The `Status` column of `docker ps` (and `system df -v`).
+fn status_text(c: &engine::containers::Container) -> String {
+    use engine::containers::Status;
+    let ago = |t: &str| {
+        let d = humantime::parse_rfc3339_weak(t)
+            .ok()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        super::containers::human_duration(d)
+    };
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", ago(&c.state.started_at)),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
+    }
 }

@@ -28,15 +28,28 @@ impl Engine {
     pub fn attach_container(&self, name: &str, req: AttachRequest) -> Result<(Attached, bool)> {
         let mut c = self.lookup_container(name)?;
         let mut replay = req.logs;
+        // A container not running yet is waited for until its next start (`docker
+        // start -a` attaches to an exited container, then starts it).
+        let before = c.state.started_at.clone();
+        // What an earlier run logged is not replayed.
+        let log_offset = if c.state.status == Status::Exited {
+            std::fs::metadata(&c.log_path).map(|m| m.len()).unwrap_or(0)
+        } else {
+            0
+        };
+        let waiting = |c: &super::Container| {
+            c.state.status == Status::Created
+                || (c.state.status == Status::Exited && c.state.started_at == before)
+        };
         // While this attach waits for the start, a `--rm` container is not removed
         // before its output got here (see the watcher).
-        let _marker = (c.state.status == Status::Created).then(|| {
+        let _marker = waiting(&c).then(|| {
             let p = self.attach_marker(&c.id);
             let _ = std::fs::create_dir_all(self.shims_dir());
             let _ = std::fs::write(&p, b"");
             RemoveOnDrop(p)
         });
-        while c.state.status == Status::Created {
+        while waiting(&c) {
             replay = true;
             std::thread::sleep(Duration::from_millis(20));
             c = self
@@ -57,6 +70,7 @@ impl Engine {
                 stderr: req.stderr,
                 logs: replay,
                 stdin_once: c.config.stdin_once,
+                log_offset,
             })
         });
         match live {
@@ -66,6 +80,8 @@ impl Engine {
                 let opts = log::ReadOptions {
                     stdout: req.stdout,
                     stderr: req.stderr,
+                    // Only this run's output.
+                    since: humantime::parse_rfc3339_weak(&c.state.started_at).ok(),
                     ..Default::default()
                 };
                 let mut out = Vec::new();
@@ -89,6 +105,27 @@ impl Engine {
             }
             Err(e) => Err(Error::Internal(format!("attaching: {e}"))),
         }
+    }
+}
+
+impl Engine {
+    /// Sets the terminal size of a running container; a no-op without a terminal.
+    pub fn resize_container(&self, name: &str, height: u16, width: u16) -> Result<()> {
+        let c = self.lookup_container(name)?;
+        if !c.running() {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        if !c.config.tty {
+            return Ok(());
+        }
+        let mut cl = self
+            .shim(&c.id, Some(Duration::from_secs(5)))
+            .ok_or_else(|| Error::Conflict(format!("Container {} is not running", c.id)))?;
+        cl.resize(height, width)
+            .map_err(|e| Error::Internal(format!("resizing the terminal of {}: {e}", c.id)))
     }
 }
 

@@ -167,6 +167,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
+        self.emit_container(&c, "create", &[]);
         Ok(id)
     }
 

@@ -12,12 +12,20 @@
 //!
 //! All methods block; the daemon calls them from `spawn_blocking`.
 
+pub mod archive;
 pub mod attach;
+pub mod commit;
 pub mod create;
+pub mod exec;
+pub mod filter;
 pub mod logs;
 pub mod names;
+pub mod pause;
+pub mod rename;
+pub mod seccomp;
 pub mod spec;
 pub mod start;
+pub mod top;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -77,6 +85,10 @@ pub struct HostConfig {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub readonly_rootfs: bool,
+    /// `--init`: run berth-init as PID 1 (`None`: not asked).
+    pub init: Option<bool>,
+    /// `--security-opt` values as given (a seccomp profile as its JSON).
+    pub security_opt: Vec<String>,
 }
 
 /// Where a container is in its life.
@@ -111,6 +123,8 @@ pub struct State {
     pub shim_pid: i32,
     pub exit_code: i32,
     pub oom_killed: bool,
+    /// Frozen by `pause` (status stays running).
+    pub paused: bool,
     /// Why the last start failed, or empty.
     pub error: String,
     /// RFC 3339; [`ZERO_TIME`] when never.
@@ -126,6 +140,7 @@ impl Default for State {
             shim_pid: 0,
             exit_code: 0,
             oom_killed: false,
+            paused: false,
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
@@ -176,6 +191,8 @@ impl Container {
 pub struct ListOptions {
     /// Also stopped and created containers.
     pub all: bool,
+    /// `--filter`s, checked by [`filter::ContainerFilter::new`].
+    pub filters: BTreeMap<String, Vec<String>>,
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -255,18 +272,22 @@ impl Engine {
 
     /// Records that the container exited (idempotent); the record as it now is.
     pub(crate) fn record_exit(&self, id: &str, exit: &shim::proto::Exit) -> Result<Container> {
+        self.forget_execs(id);
         self.db.transaction(|tx| {
             let mut c = tx
                 .get(CONTAINERS, id)?
                 .ok_or_else(|| no_such_container(id))?;
             if c.state.status == Status::Running {
                 c.state.status = Status::Exited;
+                c.state.paused = false;
                 c.state.pid = 0;
                 c.state.shim_pid = 0;
                 c.state.exit_code = exit.code;
                 c.state.oom_killed = exit.oom_killed;
                 c.state.finished_at = exit.finished_at.clone();
                 tx.put(CONTAINERS, id, &c)?;
+                // Inside the write transaction: only one caller sees the transition.
+                self.emit_exit(&c);
             }
             Ok(c)
         })
@@ -274,10 +295,12 @@ impl Engine {
 
     /// Containers, newest first; running ones only unless `opts.all`.
     pub fn list_containers(&self, opts: &ListOptions) -> Result<Vec<Container>> {
+        let f = filter::ContainerFilter::new(self, &opts.filters)?;
+        let all = opts.all || f.wants_stopped();
         let mut out = Vec::new();
         for (_, c) in self.db.list(CONTAINERS)? {
             let c = self.refresh(c)?;
-            if opts.all || c.running() {
+            if (all || c.running()) && f.matches(&c) {
                 out.push(c);
             }
         }

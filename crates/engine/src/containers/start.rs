@@ -90,7 +90,7 @@ fn pid_alive(pid: i32) -> bool {
 }
 
 impl Engine {
-    fn shim_binary(&self) -> PathBuf {
+    pub(crate) fn shim_binary(&self) -> PathBuf {
         if let Some(p) = std::env::var_os("BERTH_SHIM") {
             return p.into();
         }
@@ -101,7 +101,7 @@ impl Engine {
     }
 
     /// Connects to the container's shim, with a read timeout.
-    fn shim(&self, id: &str, timeout: Option<Duration>) -> Option<Client> {
+    pub(crate) fn shim(&self, id: &str, timeout: Option<Duration>) -> Option<Client> {
         let c = Client::connect(self.shim_socket(id)).ok()?;
         c.stream().set_read_timeout(timeout).ok()?;
         Some(c)
@@ -126,6 +126,10 @@ impl Engine {
         std::fs::create_dir_all(&shims).map_err(|e| Error::io("creating", &shims, e))?;
         let socket = self.shim_socket(&c.id);
         let exit_file = self.exit_file(&c.id);
+        // The previous run's shim may linger; it goes before a new one takes the path.
+        if let Some(mut old) = self.shim(&c.id, Some(Duration::from_secs(2))) {
+            let _ = old.shutdown();
+        }
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&exit_file);
         let mut log_opts: Vec<(String, String)> = self
@@ -148,6 +152,7 @@ impl Engine {
             tty: c.config.tty,
             stdin: c.config.open_stdin,
             runtime: None,
+            exec: None,
         };
         let fail = |msg: String| -> Error {
             let _ = self.db.transaction(|tx| {
@@ -191,6 +196,7 @@ impl Engine {
             r.state.finished_at = super::ZERO_TIME.into();
             tx.put(CONTAINERS, &id, &r)
         })?;
+        self.emit_container(&c, "start", &[]);
         // The watcher records the exit as soon as it happens and removes --rm
         // containers.
         let engine = Arc::clone(self);
@@ -201,11 +207,35 @@ impl Engine {
         Ok(true)
     }
 
-    fn watch(&self, id: &str) {
-        if let Some(mut cl) = self.shim(id, None) {
-            let _ = cl.wait();
+    /// Live restore, after a daemon restart: every container recorded as running gets
+    /// its watcher back. Its shim kept it running (and logging) meanwhile; one that
+    /// exited while the daemon was away has its exit recorded (and a `--rm` one is
+    /// removed) now.
+    pub fn restore(self: &Arc<Self>) -> Result<usize> {
+        let mut n = 0;
+        for (id, c) in self.db.list(CONTAINERS)? {
+            if c.state.status != Status::Running {
+                continue;
+            }
+            let engine = Arc::clone(self);
+            std::thread::Builder::new()
+                .name(format!("watch-{}", &id[..12.min(id.len())]))
+                .spawn(move || engine.watch(&id))
+                .map_err(|e| Error::Internal(format!("spawning the watcher: {e}")))?;
+            n += 1;
         }
-        let exit = self.exit_of(id, Duration::from_secs(5));
+        Ok(n)
+    }
+
+    /// Waits for the exit of running container `id`, records it and removes a `--rm`
+    /// container. Runs on its own thread, from the start or from [`Engine::restore`].
+    pub(crate) fn watch(&self, id: &str) {
+        let Ok(Some(c)) = self.db.get(CONTAINERS, id) else {
+            return;
+        };
+        let exit = self
+            .wait_exit(&c, None)
+            .unwrap_or_else(|| self.exit_of(id, Duration::from_secs(5)));
         let Ok(c) = self.record_exit(id, &exit) else {
             return;
         };
@@ -284,12 +314,20 @@ impl Engine {
         }
     }
 
-    /// Sends `signal` to a running container (to every process with `all`).
+    /// Sends `signal` to a running container (to every process with `all`). A paused
+    /// container is thawed after, or the signal would wait for `unpause`.
     fn signal(&self, c: &Container, signal: i32, all: bool) -> Result<()> {
+        self.emit_kill(c, signal);
         match self.shim(&c.id, Some(Duration::from_secs(10))) {
-            Some(mut cl) => cl
-                .kill(signal, all)
-                .map_err(|e| Error::Internal(format!("signalling container {}: {e}", c.id))),
+            Some(mut cl) => {
+                cl.kill(signal, all)
+                    .map_err(|e| Error::Internal(format!("signalling container {}: {e}", c.id)))?;
+                if c.state.paused {
+                    let _ = cl.resume();
+                    let _ = self.set_paused(&c.id, false);
+                }
+                Ok(())
+            }
             None if pid_alive(c.state.pid) => {
                 // SAFETY: kill(2) with a pid and a signal number.
                 unsafe { libc::kill(c.state.pid, signal) };
@@ -355,7 +393,24 @@ impl Engine {
             }
         };
         self.record_exit(&c.id, &exit)?;
+        self.emit_container(&c, "stop", &[]);
         Ok(true)
+    }
+
+    /// Stops a running container (as [`Engine::stop_container`]) and starts it again.
+    pub fn restart_container(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let c = self.lookup_container(name)?;
+        if c.running() {
+            self.stop_container(&c.id, timeout, signal)?;
+        }
+        self.start_container(&c.id)?;
+        self.emit_container(&c, "restart", &[]);
+        Ok(())
     }
 
     /// Waits for a container as `condition` says; its exit code.
@@ -423,6 +478,7 @@ impl Engine {
             // Removed concurrently (say, by --rm's watcher).
             return Ok(());
         }
+        self.emit_container(&c, "destroy", &[]);
         let _ = std::fs::remove_file(self.exit_file(&c.id));
         let _ = std::fs::remove_file(self.shim_socket(&c.id));
         match std::fs::remove_dir_all(&dir) {

@@ -40,13 +40,22 @@ use super::{
 };
 
 /// Options of [`apply_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyOptions {
     /// How whiteouts are represented.
     pub mode: Mode,
     /// Ignore `EPERM`/`EINVAL` from chown (rootless, or ids outside the user namespace),
     /// as Docker's `IgnoreChownErrors`; the entries keep the applier's ownership.
     pub ignore_chown_errors: bool,
+    /// Fail rather than replace an existing directory with a non-directory or the
+    /// other way round (Docker's `NoOverwriteDirNonDir`, which `docker cp` sets).
+    pub no_overwrite_dir_non_dir: bool,
+    /// Owner (uid, gid) of every entry instead of the tar's (Docker's `ChownOpts`).
+    pub chown: Option<(u32, u32)>,
+    /// A directory of the target (relative, already resolved) that entry names and
+    /// hardlink targets are taken relative to; symlinks met on the way still resolve
+    /// inside the whole target, as in Docker's untar chrooted into a container root.
+    pub under: PathBuf,
 }
 
 impl From<Mode> for ApplyOptions {
@@ -54,6 +63,9 @@ impl From<Mode> for ApplyOptions {
         ApplyOptions {
             mode,
             ignore_chown_errors: false,
+            no_overwrite_dir_non_dir: false,
+            chown: None,
+            under: PathBuf::new(),
         }
     }
 }
@@ -81,7 +93,7 @@ pub fn apply_with<R: Read>(reader: R, target: &Path, opts: &ApplyOptions) -> Res
     })?;
     let mut applier = Applier {
         root,
-        opts: *opts,
+        opts: opts.clone(),
         parent_cache: None,
         unpacked: HashSet::new(),
         dir_times: Vec::new(),
@@ -269,25 +281,37 @@ impl Applier {
         ) {
             return Ok(());
         }
+        let plain = self.opts.mode == Mode::Plain;
         // AUFS metadata (`.wh..wh.plnk/...`, `.wh..wh.aufs`) is not content. Hardlinks
         // into `.wh..wh.plnk` (old AUFS-built images) are therefore not supported.
         let name = rel.file_name().map(|n| n.as_bytes()).unwrap_or(b"");
-        if rel.components().any(|c| {
-            let c = c.as_os_str().as_bytes();
-            c.starts_with(WHITEOUT_META_PREFIX.as_bytes()) && c != WHITEOUT_OPAQUE.as_bytes()
-        }) {
+        if !plain
+            && rel.components().any(|c| {
+                let c = c.as_os_str().as_bytes();
+                c.starts_with(WHITEOUT_META_PREFIX.as_bytes()) && c != WHITEOUT_OPAQUE.as_bytes()
+            })
+        {
             self.warnings
                 .push(format!("{}: AUFS metadata skipped", rel.display()));
             return Ok(());
         }
-        let meta = read_meta(&mut entry, &rel)?;
+        let mut meta = read_meta(&mut entry, &rel)?;
+        if let Some((uid, gid)) = self.opts.chown {
+            meta.uid = uid;
+            meta.gid = gid;
+        }
 
         if rel.as_os_str().is_empty() {
+            // Docker's untar leaves the directory it unpacks into as it is.
+            if plain {
+                return Ok(());
+            }
             return self.root_entry(etype, &raw, &meta);
         }
-        if name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+        if !plain && name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return self.whiteout(&rel, name, &meta);
         }
+        let rel = self.opts.under.join(&rel);
 
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_owned();
         let name = rel
@@ -300,6 +324,23 @@ impl Applier {
         let parent = self.parent(&parent_rel)?;
         let pfd = parent.as_fd();
         let existing = lstat_at(pfd, &name).map_err(|e| Error::nix("lstat", &rel, e))?;
+        if self.opts.no_overwrite_dir_non_dir {
+            if let Some(st) = &existing {
+                let was_dir = file_type(st) == SFlag::S_IFDIR;
+                if was_dir != (etype == tar::EntryType::Directory) {
+                    let (old, new) = if was_dir {
+                        ("directory", "non-directory")
+                    } else {
+                        ("non-directory", "directory")
+                    };
+                    return Err(Error::Overwrite(format!(
+                        "cannot overwrite {old} {:?} with {new} {:?}",
+                        Path::new("/").join(&rel),
+                        Path::new("/").join(&self.opts.under)
+                    )));
+                }
+            }
+        }
 
         match etype {
             tar::EntryType::Directory => {
@@ -501,7 +542,8 @@ impl Applier {
             return match mode {
                 Mode::Overlay => sys::fsetxattr(dir.as_fd(), OVERLAY_OPAQUE_XATTR, b"y")
                     .map_err(|e| Error::io("mark opaque", &parent_rel, e)),
-                Mode::Flatten => self.remove_not_unpacked(&parent_rel, dir),
+                // Plain archives have no whiteouts: `entry` never gets here with them.
+                Mode::Flatten | Mode::Plain => self.remove_not_unpacked(&parent_rel, dir),
             };
         }
         let hidden = OsString::from(OsStr::from_bytes(&name[WHITEOUT_PREFIX.len()..]));
@@ -515,7 +557,7 @@ impl Applier {
         let pfd = parent.as_fd();
         let existing = lstat_at(pfd, &hidden).map_err(|e| Error::nix("lstat", &hidden_rel, e))?;
         match mode {
-            Mode::Flatten => {
+            Mode::Flatten | Mode::Plain => {
                 if let Some(st) = existing {
                     self.remove(pfd, &hidden_rel, &hidden, &st)?;
                 }
@@ -589,6 +631,11 @@ impl Applier {
         target_raw: &[u8],
     ) -> Result<()> {
         let target = normalize(target_raw)?;
+        let target = if target.as_os_str().is_empty() {
+            target
+        } else {
+            self.opts.under.join(target)
+        };
         let bad = |reason: &str| Error::BadHardlink {
             path: rel.to_owned(),
             target: target.clone(),

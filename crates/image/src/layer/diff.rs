@@ -29,27 +29,84 @@ use super::{
 /// bytes (and DiffID). The upper dir must not be written to meanwhile (pause the
 /// container): a file that changes size while read fails the diff.
 pub fn diff<W: Write>(upper: &Path, writer: W) -> Result<W> {
-    write_tree(upper, writer, true)
+    write_tree(upper, writer, true, &[])
+}
+
+/// [`diff`], leaving out the entries at the paths `skip` (relative to `upper`) and
+/// everything below them: `docker commit` leaves out the mount points the engine made.
+pub fn diff_skipping<W: Write>(upper: &Path, writer: W, skip: &[PathBuf]) -> Result<W> {
+    write_tree(upper, writer, true, skip)
 }
 
 /// Writes a tar of the whole tree at `dir` (for base layers and `export`), as [`diff`]
 /// does but without interpreting whiteouts. The root directory itself is not an entry.
 pub fn tar_dir<W: Write>(dir: &Path, writer: W) -> Result<W> {
-    write_tree(dir, writer, false)
+    write_tree(dir, writer, false, &[])
 }
 
-fn write_tree<W: Write>(dir: &Path, writer: W, overlay: bool) -> Result<W> {
+fn write_tree<W: Write>(dir: &Path, writer: W, overlay: bool, skip: &[PathBuf]) -> Result<W> {
     let mut tw = TarWriter {
         out: writer,
         links: HashMap::new(),
     };
-    walk::walk(dir, |e| tw.entry(e, overlay))?;
-    // Two zero blocks end the archive.
-    tw.out
-        .write_all(&[0u8; 1024])
-        .map_err(|e| Error::io("write tar", dir, e))?;
-    tw.out.flush().map_err(|e| Error::io("write tar", dir, e))?;
-    Ok(tw.out)
+    walk::walk(dir, |e| {
+        if skip.iter().any(|s| s == e.rel) {
+            return Ok(false);
+        }
+        tw.entry(e, overlay)
+    })?;
+    tw.finish(dir)
+}
+
+/// Writes a tar of one resource as `docker cp` archives it: the entry `name` of the
+/// directory `parent` (whose `lstat` is `st`) under the tar name `prefix`, and, for a
+/// directory, everything below it as `prefix/...`. An empty prefix stands for the root:
+/// `/` and `/...`. Nothing is followed: a symlink is archived as a symlink.
+pub(crate) fn tar_resource<W: Write>(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &FileStat,
+    prefix: &[u8],
+    writer: W,
+) -> Result<W> {
+    let named = |rel: &Path| -> PathBuf {
+        let mut b = prefix.to_vec();
+        if !rel.as_os_str().is_empty() {
+            b.push(b'/');
+            b.extend_from_slice(rel.as_os_str().as_bytes());
+        }
+        PathBuf::from(OsStr::from_bytes(&b))
+    };
+    let mut tw = TarWriter {
+        out: writer,
+        links: HashMap::new(),
+    };
+    let top = named(Path::new(""));
+    tw.entry(
+        &walk::Entry {
+            rel: &top,
+            name,
+            parent,
+            st,
+        },
+        false,
+    )?;
+    if file_type(st) == SFlag::S_IFDIR {
+        let dir = walk::open_dir_at(parent, name, st, &top)?;
+        walk::walk_fd(dir, &mut PathBuf::new(), &mut |e| {
+            let rel = named(e.rel);
+            tw.entry(
+                &walk::Entry {
+                    rel: &rel,
+                    name: e.name,
+                    parent: e.parent,
+                    st: e.st,
+                },
+                false,
+            )
+        })?;
+    }
+    tw.finish(&top)
 }
 
 struct TarWriter<W> {
@@ -98,6 +155,17 @@ fn xattrs(target: XattrTarget<'_>, rel: &Path) -> Result<Vec<(String, Vec<u8>)>>
 }
 
 impl<W: Write> TarWriter<W> {
+    /// Ends the archive with its two zero blocks and returns the writer.
+    fn finish(mut self, what: &Path) -> Result<W> {
+        self.out
+            .write_all(&[0u8; 1024])
+            .map_err(|e| Error::io("write tar", what, e))?;
+        self.out
+            .flush()
+            .map_err(|e| Error::io("write tar", what, e))?;
+        Ok(self.out)
+    }
+
     fn entry(&mut self, e: &walk::Entry<'_>, overlay: bool) -> Result<bool> {
         let st = e.st;
         let rel = e.rel;

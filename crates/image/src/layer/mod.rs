@@ -19,7 +19,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use apply::{apply, apply_with, ApplyOptions};
-pub use diff::{changes, diff, tar_dir};
+pub(crate) use diff::tar_resource;
+pub use diff::{changes, diff, diff_skipping, tar_dir};
 
 /// The prefix that marks an AUFS-style whiteout entry in a layer tar.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -46,6 +47,9 @@ pub enum Mode {
     /// `.wh.name` deletes `name`, `.wh..wh..opq` deletes everything in its directory
     /// that this layer did not itself unpack.
     Flatten,
+    /// Not a layer but an ordinary archive (`docker cp`, Docker's untar): `.wh.` names
+    /// are ordinary files, and an entry for the root itself is skipped.
+    Plain,
 }
 
 /// What [`apply`] did.
@@ -140,6 +144,10 @@ pub enum Error {
     /// The layer's format is not supported.
     #[error("{0}")]
     Unsupported(String),
+    /// An entry would replace a directory with a non-directory or the other way round,
+    /// which [`ApplyOptions::no_overwrite_dir_non_dir`] forbids (message as Docker's).
+    #[error("{0}")]
+    Overwrite(String),
 }
 
 impl Error {

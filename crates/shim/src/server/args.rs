@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// The usage text printed for `--help`.
 pub const USAGE: &str = "usage: berth-shim --id ID --bundle DIR --runtime-root DIR --socket PATH \
 --exit-file PATH [--log-driver json-file|none --log-path PATH --log-opt KEY=VALUE ...] \
-[--tty] [--stdin] [--runtime berth|PATH] [--linger SECONDS]";
+[--tty] [--stdin] [--runtime berth|PATH] [--linger SECONDS] [--exec PROCESS_JSON]";
 
 /// Which runtime creates and drives the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct Args {
     pub runtime: RuntimeKind,
     /// How long the shim stays after the exit is recorded while no client is connected.
     pub linger: Duration,
+    /// Exec mode: run this OCI process (JSON file) in the running container `id`
+    /// instead of creating a container. Its output is held until the first attach.
+    pub exec: Option<PathBuf>,
 }
 
 fn absolute(p: PathBuf) -> Result<PathBuf> {
@@ -77,6 +80,7 @@ impl Args {
         let mut stdin = false;
         let mut runtime = RuntimeKind::Builtin;
         let mut linger = Duration::from_secs(10);
+        let mut exec = None;
         while let Some(arg) = it.next() {
             let arg = arg
                 .into_string()
@@ -125,6 +129,7 @@ impl Args {
                         .map_err(|_| Error::Usage(format!("--linger {v:?}: expected seconds")))?;
                     linger = Duration::from_secs(secs);
                 }
+                "--exec" => exec = Some(path(value("--exec")?)),
                 "--tty" if inline.is_none() => tty = true,
                 "--stdin" if inline.is_none() => stdin = true,
                 "-h" | "--help" => return Err(Error::Usage(USAGE.into())),
@@ -158,6 +163,7 @@ impl Args {
             stdin,
             runtime,
             linger,
+            exec: exec.map(absolute).transpose()?,
         };
         Ok(args)
     }

@@ -221,8 +221,17 @@ fn last_log_message(path: &Path) -> Option<String> {
     })
 }
 
-impl Backend for External {
-    fn create(&mut self, stdio: ContainerStdio, tty: bool) -> Result<(i32, Option<OwnedFd>)> {
+impl External {
+    /// Runs `<runtime> <args> --pid-file P [--console-socket S] <id>` with the
+    /// container's stdio; returns the pid it wrote and the pty master it sent. `undo`
+    /// runs when the command succeeded but its result is unusable.
+    fn run_with_stdio(
+        &self,
+        args: Vec<std::ffi::OsString>,
+        stdio: ContainerStdio,
+        tty: bool,
+        undo: &dyn Fn(),
+    ) -> Result<(i32, Option<OwnedFd>)> {
         let pid_file = self.scratch(".pid");
         let log_file = self.scratch(".runtime.log");
         let console_path = self.scratch(".console");
@@ -235,15 +244,17 @@ impl Backend for External {
         } else {
             None
         };
+        let verb = args
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut cmd = self.command();
         // The runtime's stderr is the container's: its errors go to a log file instead.
         cmd.arg("--log")
             .arg(&log_file)
             .arg("--log-format")
             .arg("json")
-            .arg("create")
-            .arg("--bundle")
-            .arg(&self.bundle)
+            .args(&args)
             .arg("--pid-file")
             .arg(&pid_file);
         if console.is_some() {
@@ -272,7 +283,7 @@ impl Backend for External {
             let msg = last_log_message(&log_file).unwrap_or_else(|| status.to_string());
             cleanup();
             return Err(Error::Runtime(format!(
-                "{} create: {msg}",
+                "{} {verb}: {msg}",
                 self.binary.display()
             )));
         }
@@ -291,17 +302,29 @@ impl Backend for External {
             None => Ok(None),
         };
         cleanup();
-        let Some(pid) = pid else {
-            let _ = self.delete();
-            return Err(Error::Runtime("the runtime wrote no pid file".into()));
+        let r = match (pid, master) {
+            (Some(pid), Ok(master)) => Ok((pid, master)),
+            (None, _) => Err(Error::Runtime("the runtime wrote no pid file".into())),
+            (_, Err(e)) => Err(e),
         };
-        let master = match master {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = self.delete();
-                return Err(e);
-            }
+        if r.is_err() {
+            undo();
+        }
+        r
+    }
+}
+
+impl Backend for External {
+    fn create(&mut self, stdio: ContainerStdio, tty: bool) -> Result<(i32, Option<OwnedFd>)> {
+        let args = vec![
+            "create".into(),
+            "--bundle".into(),
+            self.bundle.clone().into(),
+        ];
+        let undo = || {
+            let _ = self.run(&["delete", "--force", &self.id]);
         };
+        let (pid, master) = self.run_with_stdio(args, stdio, tty, &undo)?;
         self.cgroup = cgroup_dir(pid);
         Ok((pid, master))
     }
@@ -342,5 +365,121 @@ impl Backend for External {
 
     fn delete(&mut self) -> Result<()> {
         self.run(&["delete", "--force", &self.id])
+    }
+}
+
+/// `docker exec`: one more process in a running container, with the runtime that runs
+/// the container. `create` runs it (the shim holds its output until the first attach);
+/// the container itself is never started, paused or deleted from here.
+pub struct Exec {
+    /// The runtime that created the container (its `root`, `id`; `bundle` unused).
+    pub runtime: ExecRuntime,
+    /// The OCI process to run (JSON).
+    pub process: PathBuf,
+    /// The process's host pid, once it runs.
+    pub pid: i32,
+}
+
+/// Which runtime an [`Exec`] goes through.
+pub enum ExecRuntime {
+    /// berth's runtime library.
+    Library(Library),
+    /// A runc-compatible binary.
+    External(External),
+}
+
+impl Exec {
+    fn create_library(
+        &self,
+        lib: &Library,
+        stdio: ContainerStdio,
+        tty: bool,
+    ) -> Result<(i32, Option<OwnedFd>)> {
+        let data = std::fs::read(&self.process)
+            .map_err(|e| Error::io(format!("reading {}", self.process.display()), e))?;
+        let process: oci_spec::runtime::Process = serde_json::from_slice(&data)
+            .map_err(|e| Error::Runtime(format!("bad process file: {e}")))?;
+        let (ours, theirs) = if tty {
+            let (a, b) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
+        let opts = runtime::container::ExecOpts {
+            root: lib.root.clone(),
+            id: lib.id.clone(),
+            process,
+            console: theirs,
+            pid_file: None,
+            preserve_fds: 0,
+        };
+        let pid = with_container_stdio(&stdio, || runtime::container::exec(opts))??;
+        let master = match ours.as_ref().map(take_master).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                // SAFETY: kill(2) on the pid we just started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return Err(e);
+            }
+        };
+        Ok((pid, master))
+    }
+
+    fn create_external(
+        &self,
+        ext: &External,
+        stdio: ContainerStdio,
+        tty: bool,
+    ) -> Result<(i32, Option<OwnedFd>)> {
+        let mut args: Vec<std::ffi::OsString> = vec!["exec".into(), "--detach".into()];
+        args.push("--process".into());
+        args.push(self.process.clone().into());
+        // A started exec whose pid or terminal got lost cannot be found again.
+        let undo = || {};
+        ext.run_with_stdio(args, stdio, tty, &undo)
+    }
+}
+
+impl Backend for Exec {
+    fn create(&mut self, stdio: ContainerStdio, tty: bool) -> Result<(i32, Option<OwnedFd>)> {
+        let r = match &self.runtime {
+            ExecRuntime::Library(lib) => self.create_library(lib, stdio, tty),
+            ExecRuntime::External(ext) => self.create_external(ext, stdio, tty),
+        };
+        if let Ok((pid, _)) = &r {
+            self.pid = *pid;
+        }
+        r
+    }
+
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn kill(&mut self, signal: i32, _all: bool) -> Result<()> {
+        let sig = Signal::try_from(signal)
+            .map_err(|_| Error::Runtime(format!("invalid signal {signal}")))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), sig)?;
+        Ok(())
+    }
+
+    fn pause(&mut self) -> Result<()> {
+        Err(Error::Runtime(
+            "an exec process cannot be paused on its own".into(),
+        ))
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        Err(Error::Runtime(
+            "an exec process cannot be resumed on its own".into(),
+        ))
+    }
+
+    fn oom_killed(&mut self) -> bool {
+        false
+    }
+
+    fn delete(&mut self) -> Result<()> {
+        Ok(())
     }
 }

@@ -30,7 +30,7 @@ use nix::unistd::{fork, ForkResult};
 
 use crate::error::{Error, Result};
 use args::{Args, RuntimeKind};
-use backend::{Backend, ContainerStdio, External, Library};
+use backend::{Backend, ContainerStdio, Exec, ExecRuntime, External, Library};
 use monitor::{Monitor, Stdio};
 
 /// Runs the shim with the process's command line; returns the exit code of the process
@@ -222,8 +222,13 @@ fn setup(args: &Args) -> Result<Monitor> {
     }
     let log = logger::Logger::open(args)?;
     let listener = bind(&args.socket)?;
-    let r = create(args)
-        .map(|(backend, pid, stdio)| Monitor::new(backend, pid, stdio, listener, sfd, log, args));
+    let r = create(args).map(|(backend, pid, stdio)| {
+        let mut m = Monitor::new(backend, pid, stdio, listener, sfd, log, args);
+        if args.exec.is_some() {
+            m.exec_mode();
+        }
+        m
+    });
     if r.is_err() {
         let _ = std::fs::remove_file(&args.socket);
     }
@@ -240,19 +245,29 @@ fn create(args: &Args) -> Result<(Box<dyn Backend>, i32, Stdio)> {
             .map_err(|e| Error::io("opening /dev/null", e))?
             .into())
     };
-    let mut backend: Box<dyn Backend> = match &args.runtime {
-        RuntimeKind::Builtin => Box::new(Library {
-            root: args.runtime_root.clone(),
-            id: args.id.clone(),
-            bundle: args.bundle.clone(),
-        }),
-        RuntimeKind::External(bin) => Box::new(External {
-            binary: bin.clone(),
-            root: args.runtime_root.clone(),
-            id: args.id.clone(),
-            bundle: args.bundle.clone(),
-            scratch: args.socket.clone(),
-            cgroup: None,
+    let lib = || Library {
+        root: args.runtime_root.clone(),
+        id: args.id.clone(),
+        bundle: args.bundle.clone(),
+    };
+    let ext = |bin: &std::path::Path| External {
+        binary: bin.to_path_buf(),
+        root: args.runtime_root.clone(),
+        id: args.id.clone(),
+        bundle: args.bundle.clone(),
+        scratch: args.socket.clone(),
+        cgroup: None,
+    };
+    let mut backend: Box<dyn Backend> = match (&args.runtime, &args.exec) {
+        (RuntimeKind::Builtin, None) => Box::new(lib()),
+        (RuntimeKind::External(bin), None) => Box::new(ext(bin)),
+        (kind, Some(process)) => Box::new(Exec {
+            runtime: match kind {
+                RuntimeKind::Builtin => ExecRuntime::Library(lib()),
+                RuntimeKind::External(bin) => ExecRuntime::External(ext(bin)),
+            },
+            process: process.clone(),
+            pid: 0,
         }),
     };
     if args.tty {

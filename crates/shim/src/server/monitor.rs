@@ -36,6 +36,8 @@ pub const STDIN_BUFFER: usize = 256 * 1024;
 const MAX_REQUEST: usize = 64 * 1024;
 /// How long output is drained after the init exited, if something else holds the pipes.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long an exec's output waits for its first attach.
+const HOLD_MAX: Duration = Duration::from_secs(60);
 /// How long the shim tries to flush answers before it exits on `shutdown`.
 const FLUSH_ON_EXIT: Duration = Duration::from_secs(1);
 /// How long after the last request the shim sheds the pages it faulted in for it.
@@ -204,6 +206,13 @@ pub struct Monitor {
     trim_at: Option<Instant>,
     /// `delete` failed when the exit was recorded; `shutdown` tries again.
     delete_failed: bool,
+    /// Exec mode: the output is not read (the pipes fill and the process blocks) until
+    /// the first attach, so that a client attaching right after the start misses
+    /// nothing; at the latest until this deadline (a caller that went away).
+    hold: Option<Instant>,
+    /// (device, inode) of the socket we bound: a later shim of the same container may
+    /// have bound the path again, and its socket is not ours to remove.
+    socket_id: Option<(u64, u64)>,
 }
 
 /// Go's RFC3339Nano, as Docker writes times.
@@ -264,7 +273,24 @@ impl Monitor {
             idle_since: None,
             trim_at: None,
             delete_failed: false,
+            hold: None,
+            socket_id: file_id(&args.socket),
         }
+    }
+
+    /// The process runs already (an exec): it counts as started, and its output waits
+    /// for the first attach.
+    pub fn exec_mode(&mut self) {
+        self.started_at = Some(now_rfc3339(SystemTime::now()));
+        self.hold = Some(Instant::now() + HOLD_MAX);
+    }
+
+    /// Whether output is held; drops the hold once its deadline passed.
+    fn holding(&mut self) -> bool {
+        if self.hold.is_some_and(|t| Instant::now() >= t) {
+            self.hold = None;
+        }
+        self.hold.is_some()
     }
 
     /// Host pid of the container's init.
@@ -304,11 +330,14 @@ impl Monitor {
             self.conns.retain(|c| !c.dead);
             self.maybe_record_exit();
         }
-        let _ = std::fs::remove_file(&self.socket);
+        if file_id(&self.socket) == self.socket_id {
+            let _ = std::fs::remove_file(&self.socket);
+        }
     }
 
     /// Polls once; returns the sources that are ready.
     fn poll_once(&mut self) -> Vec<(Source, PollFlags)> {
+        let holding = self.holding();
         let mut srcs = Vec::with_capacity(5 + self.conns.len());
         let mut fds: Vec<PollFd> = Vec::with_capacity(5 + self.conns.len());
         let rd = PollFlags::POLLIN;
@@ -319,6 +348,9 @@ impl Monitor {
         srcs.push(Source::Signals);
         fds.push(PollFd::new(self.signals.as_fd(), rd));
         for (i, o) in self.outputs.iter().enumerate() {
+            if holding {
+                break;
+            }
             if let Some(fd) = o {
                 srcs.push(Source::Output(i));
                 fds.push(PollFd::new(fd.as_fd(), rd));
@@ -368,6 +400,10 @@ impl Monitor {
             if self.exit.is_none() {
                 until = Some(at + DRAIN);
             }
+        }
+        if let Some(t) = self.hold {
+            // Nothing drains while held.
+            until = Some(t);
         }
         if self.exit.is_some() && self.conns.is_empty() {
             let since = self.idle_since.unwrap_or_else(Instant::now);
@@ -749,9 +785,11 @@ impl Monitor {
                 empty()
             }
             Request::Attach(o) => {
-                if stopped {
+                // Until the exit is recorded the output may still be flowing.
+                if self.exit.is_some() {
                     return fail("the container has exited");
                 }
+                self.hold = None;
                 if o.stdin && self.stdin.is_none() {
                     return fail(
                         "the container's stdin is not open (created without --stdin, or closed)",
@@ -794,15 +832,18 @@ impl Monitor {
             return;
         };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let skip = len.saturating_sub(REPLAY_MAX);
+        // A log rotated since the offset was taken is shorter: replay its tail.
+        let from = if o.log_offset <= len { o.log_offset } else { 0 };
+        let skip = len.saturating_sub(REPLAY_MAX).max(from);
         let mut text = Vec::new();
         use std::io::Seek;
         if f.seek(std::io::SeekFrom::Start(skip)).is_err() || f.read_to_end(&mut text).is_err() {
             return;
         }
         let mut lines = text.split(|&b| b == b'\n');
-        if skip > 0 {
-            // Starting mid-file: the first line is a fragment.
+        if skip > 0 && skip != from {
+            // Starting mid-file: the first line is a fragment (an offset taken from
+            // the file's size is a line boundary).
             lines.next();
         }
         #[derive(serde::Deserialize)]
@@ -836,7 +877,7 @@ impl Monitor {
         let Some((code, finished, at)) = self.reaped else {
             return;
         };
-        if self.exit.is_some() {
+        if self.exit.is_some() || self.holding() {
             return;
         }
         let drained = self.outputs.iter().all(Option::is_none);
@@ -891,6 +932,14 @@ impl Monitor {
         }
         self.conns.retain(|c| !c.dead);
     }
+}
+
+/// The (device, inode) of `path`.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Writes the exit file atomically: a temp file, fsync, rename.

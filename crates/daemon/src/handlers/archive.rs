@@ -1,0 +1,253 @@
+//! A container's filesystem: `HEAD|GET|PUT /containers/{id}/archive` (docker cp),
+//! `GET /containers/{id}/changes` (diff), `GET /containers/{id}/export` and
+//! `POST /commit`.
+
+use std::io;
+use std::sync::Arc;
+
+use api::ApiError;
+use bytes::Bytes;
+use engine::containers::archive::{ChangeKind, PathStat};
+use engine::containers::commit::CommitOptions;
+use engine::Engine;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{blocking, from_engine};
+use crate::query::Query;
+use crate::router::json;
+use crate::server::{full, Body};
+use crate::stream::{body_reader, channel_body, ChannelWriter};
+
+/// Largest commit config body accepted.
+const MAX_CONFIG: usize = 1 << 20;
+
+/// Base64 (standard alphabet, padded), as Go's `base64.StdEncoding`.
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The `X-Docker-Container-Path-Stat` header: Docker's `ContainerPathStat` as JSON,
+/// base64-encoded.
+fn stat_header(s: &PathStat) -> String {
+    let mtime = humantime::format_rfc3339_nanos(s.mtime).to_string();
+    let v = json!({
+        "name": s.name,
+        "size": s.size,
+        "mode": s.mode,
+        "mtime": mtime,
+        "linkTarget": s.link_target,
+    });
+    base64(v.to_string().as_bytes())
+}
+
+/// `/containers/{name}/archive`: `HEAD` stats a path, `GET` archives it, `PUT`
+/// unpacks the body into a directory.
+pub async fn archive(
+    engine: &Arc<Engine>,
+    method: &Method,
+    name: String,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let path = q.get("path").unwrap_or("").to_string();
+    let e = engine.clone();
+    match *method {
+        Method::HEAD => {
+            let stat = blocking(move || e.stat_container_path(&name, &path)).await?;
+            Ok(Response::builder()
+                .status(200)
+                .header("X-Docker-Container-Path-Stat", stat_header(&stat))
+                .header("Content-Type", "application/json")
+                .body(full(Bytes::new()))
+                .expect("valid response"))
+        }
+        Method::GET => get_archive(e, name, path).await,
+        Method::PUT => {
+            let no_overwrite = q.bool("noOverwriteDirNonDir");
+            let copy_uid_gid = q.bool("copyUIDGID");
+            let reader = body_reader(req.into_body());
+            blocking(move || {
+                e.extract_to_container(&name, &path, reader, no_overwrite, copy_uid_gid)
+            })
+            .await?;
+            Ok(Response::builder()
+                .status(200)
+                .body(full(Bytes::new()))
+                .expect("valid response"))
+        }
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+/// `GET .../archive`: the stat goes in a header, so the path is resolved before the
+/// response starts; the tar then streams as it is written.
+async fn get_archive(
+    engine: Arc<Engine>,
+    name: String,
+    path: String,
+) -> Result<Response<Body>, ApiError> {
+    let (stat_tx, stat_rx) = oneshot::channel();
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let archive = match engine.archive_container_path(&name, &path) {
+            Ok(a) => a,
+            Err(err) => {
+                let _ = stat_tx.send(Err(from_engine(err)));
+                return;
+            }
+        };
+        if stat_tx.send(Ok(archive.stat().clone())).is_err() {
+            return;
+        }
+        let err_tx = tx.clone();
+        if let Err(err) = archive.write_to(ChannelWriter::new(tx)) {
+            // Mid-stream: aborts the response, so no cut-off tar passes for whole.
+            let _ = err_tx.blocking_send(Err(io::Error::other(err.to_string())));
+        }
+    });
+    let stat = stat_rx
+        .await
+        .map_err(|_| ApiError::internal("engine task failed"))??;
+    Ok(Response::builder()
+        .status(200)
+        .header("X-Docker-Container-Path-Stat", stat_header(&stat))
+        .header("Content-Type", "application/x-tar")
+        .body(channel_body(None, rx))
+        .expect("valid response"))
+}
+
+/// `GET /containers/{name}/changes`: `[{"Path": "/tmp", "Kind": 0}]`, Kind 0 for
+/// modified, 1 added, 2 deleted.
+pub async fn changes(engine: &Arc<Engine>, name: String) -> Result<Response<Body>, ApiError> {
+    let e = engine.clone();
+    let list = blocking(move || e.container_changes(&name)).await?;
+    let out: Vec<serde_json::Value> = list
+        .iter()
+        .map(|c| {
+            let kind = match c.kind {
+                ChangeKind::Modified => 0,
+                ChangeKind::Added => 1,
+                ChangeKind::Deleted => 2,
+            };
+            json!({"Path": c.path.to_string_lossy(), "Kind": kind})
+        })
+        .collect();
+    json(&out)
+}
+
+/// `GET /containers/{name}/export`: the whole filesystem as a tar, streamed. An
+/// unknown container is a 404 before the first byte.
+pub async fn export(engine: &Arc<Engine>, name: String) -> Result<Response<Body>, ApiError> {
+    let e = engine.clone();
+    let n = name.clone();
+    blocking(move || e.lookup_container(&n).map(drop)).await?;
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    let e = engine.clone();
+    let err_tx = tx.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let r = e.export_container(&name, ChannelWriter::new(tx));
+        if let Err(err) = &r {
+            let _ = err_tx.blocking_send(Err(io::Error::other(err.to_string())));
+        }
+        r
+    });
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => Some(chunk),
+        _ => {
+            task.await
+                .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
+                .map_err(from_engine)?;
+            None
+        }
+    };
+    Ok(Response::builder()
+        .status(200)
+        .header("Content-Type", "application/x-tar")
+        .body(channel_body(first, rx))
+        .expect("valid response"))
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`, with an
+/// optional config as the body. Answers 201 `{"Id": "sha256:..."}`.
+pub async fn commit(
+    engine: &Arc<Engine>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let q = Query::parse(req.uri().query());
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?
+        .to_bytes();
+    if body.len() > MAX_CONFIG {
+        return Err(ApiError::bad_request("the config is too large"));
+    }
+    let config = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+        Some(v)
+    };
+    let repo = q.get("repo").unwrap_or("");
+    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if !repo.is_empty() => Some(format!("{repo}:{t}")),
+        _ => (!repo.is_empty()).then(|| repo.to_string()),
+    };
+    // Absent means pause (API 1.13+); only an explicit false turns it off.
+    let pause = q.get("pause").is_none_or(|p| p.is_empty()) || q.bool("pause");
+    let opts = CommitOptions {
+        reference,
+        comment: q.get("comment").unwrap_or("").to_string(),
+        author: q.get("author").unwrap_or("").to_string(),
+        pause,
+        changes: q.all("changes"),
+        config,
+    };
+    let name = q.get("container").unwrap_or("").to_string();
+    let e = engine.clone();
+    let id = blocking(move || e.commit_container(&name, opts)).await?;
+    let body =
+        serde_json::to_vec(&json!({ "Id": id })).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Response::builder()
+        .status(201)
+        .header("Content-Type", "application/json")
+        .body(full(body))
+        .expect("valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_as_go() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+}
