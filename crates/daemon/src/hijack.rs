@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::server::{full, Body};
 
@@ -34,9 +34,19 @@ pub fn on_upgrade(req: &mut Request<Incoming>) -> OnUpgrade {
     hyper::upgrade::on(req)
 }
 
+/// How the client's input is handled on an attach stream.
+pub struct Input {
+    /// The sequence that detaches the client (the process goes on, its stdin stays
+    /// open); `None`: no detaching.
+    pub detach_keys: Option<Vec<u8>>,
+    /// Runs (on a blocking thread) when the client's input ends without a detach:
+    /// Docker's `StdinOnce` closes the process's stdin then.
+    pub on_eof: Option<Box<dyn FnOnce() + Send>>,
+}
+
 /// Answers 101 and, once the client has the answer, runs `open` on a blocking thread
 /// and bridges the connection to what it returns.
-pub fn upgrade<F>(on: OnUpgrade, tty: bool, open: F) -> Response<Body>
+pub fn upgrade<F>(on: OnUpgrade, tty: bool, input: Input, open: F) -> Response<Body>
 where
     F: FnOnce() -> Source + Send + 'static,
 {
@@ -48,7 +58,7 @@ where
             return;
         };
         let client = hyper_util::rt::TokioIo::new(upgraded);
-        let (mut cr, mut cw) = tokio::io::split(client);
+        let (cr, mut cw) = tokio::io::split(client);
         let shim = match source {
             Source::Live(s) => s,
             Source::Bytes(bytes) => {
@@ -79,15 +89,22 @@ where
         else {
             return;
         };
-        let (mut sr, mut sw) = shim.into_split();
-        let input = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut cr, &mut sw).await;
-            // The client closed its side: the process sees EOF on stdin.
-            let _ = sw.shutdown().await;
+        let (mut sr, sw) = shim.into_split();
+        let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
+        let pump = tokio::spawn(async move {
+            if pump_input(cr, sw, input.detach_keys).await {
+                let _ = detached_tx.send(());
+            } else if let Some(f) = input.on_eof {
+                let _ = tokio::task::spawn_blocking(f).await;
+            }
         });
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        // Output flows until the process's streams end or the client detaches.
+        tokio::select! {
+            _ = tokio::io::copy(&mut sr, &mut cw) => {}
+            Ok(()) = &mut detached_rx => {}
+        }
         let _ = cw.shutdown().await;
-        input.abort();
+        pump.abort();
     });
     Response::builder()
         .status(101)
@@ -98,11 +115,146 @@ where
         .expect("valid response")
 }
 
+/// Copies the client's input to the shim until EOF (false) or the detach keys (true);
+/// the keys themselves are not passed on, a partial match is once it fails.
+async fn pump_input(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    keys: Option<Vec<u8>>,
+) -> bool {
+    let mut scan = keys.filter(|k| !k.is_empty()).map(Detach::new);
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = Vec::with_capacity(buf.len());
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        out.clear();
+        let detached = match scan.as_mut() {
+            Some(d) => d.feed(&buf[..n], &mut out),
+            None => {
+                out.extend_from_slice(&buf[..n]);
+                false
+            }
+        };
+        if to.write_all(&out).await.is_err() {
+            return false;
+        }
+        if detached {
+            return true;
+        }
+    }
+}
+
+/// Finds the detach sequence in a byte stream.
+struct Detach {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl Detach {
+    fn new(keys: Vec<u8>) -> Detach {
+        Detach { keys, matched: 0 }
+    }
+
+    /// Appends to `out` what passes through; true once the whole sequence was seen.
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return true;
+                }
+                continue;
+            }
+            // The held prefix was ordinary input after all.
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    return true;
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        false
+    }
+}
+
+/// Docker's detach-key syntax: comma-separated `ctrl-<c>` or single characters;
+/// empty gives the default, ctrl-p,ctrl-q.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, api::ApiError> {
+    let spec = if spec.is_empty() {
+        "ctrl-p,ctrl-q"
+    } else {
+        spec
+    };
+    let bad = || api::ApiError::bad_request(format!("Invalid detach keys ({spec}) provided"));
+    let mut keys = Vec::new();
+    for k in spec.split(',') {
+        let k = k.trim();
+        if let Some(c) = k.strip_prefix("ctrl-") {
+            let c = c.as_bytes();
+            if c.len() != 1 {
+                return Err(bad());
+            }
+            keys.push(match c[0] {
+                b'a'..=b'z' => c[0] - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => return Err(bad()),
+            });
+        } else if k.len() == 1 {
+            keys.push(k.as_bytes()[0]);
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(keys)
+}
+
 /// Docker's content type for a stream: raw for a terminal, else multiplexed frames.
 pub fn content_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_as_docker() {
+        assert_eq!(parse_detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert_eq!(parse_detach_keys("ctrl-@,ctrl-[").unwrap(), vec![0, 27]);
+        assert!(parse_detach_keys("ctrl-").is_err());
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("ab").is_err());
+    }
+
+    #[test]
+    fn detach_sequence_is_found_across_chunks_and_partial_matches_pass() {
+        let mut d = Detach::new(vec![16, 17]);
+        let mut out = Vec::new();
+        assert!(!d.feed(b"ab\x10", &mut out));
+        assert_eq!(out, b"ab");
+        out.clear();
+        // ctrl-p then x: both pass through.
+        assert!(!d.feed(b"x\x10\x10", &mut out));
+        assert_eq!(out, b"\x10x\x10");
+        out.clear();
+        assert!(d.feed(b"\x11rest", &mut out));
+        assert!(out.is_empty());
     }
 }

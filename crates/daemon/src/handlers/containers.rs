@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use crate::error::blocking;
-use crate::hijack::{self, Source};
+use crate::hijack::{self, Input, Source};
 use crate::query::{decode, Query};
 use crate::router::json;
 use crate::server::{full, Body};
@@ -501,9 +501,26 @@ async fn attach(
             "attaching without stream is not supported",
         ));
     }
+    let input = Input {
+        detach_keys: if areq.stdin {
+            Some(hijack::parse_detach_keys(
+                q.get("detachKeys").unwrap_or(""),
+            )?)
+        } else {
+            None
+        },
+        // As in dockerd, a terminal's stdin stays open (the client may have detached).
+        on_eof: (areq.stdin && c.config.stdin_once && !c.config.tty).then(|| {
+            let e = engine.clone();
+            let id = c.id.clone();
+            Box::new(move || {
+                let _ = e.close_stdin(&id);
+            }) as Box<dyn FnOnce() + Send>
+        }),
+    };
     let on = hijack::on_upgrade(&mut req);
     let e = engine.clone();
-    Ok(hijack::upgrade(on, c.config.tty, move || {
+    Ok(hijack::upgrade(on, c.config.tty, input, move || {
         match e.attach_container(&name, areq) {
             Ok((Attached::Live(s), _)) => Source::Live(s),
             Ok((Attached::Replay(bytes), _)) => Source::Bytes(bytes),

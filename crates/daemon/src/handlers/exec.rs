@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::body::json_body;
 use crate::error::blocking;
-use crate::hijack::{self, Source};
+use crate::hijack::{self, Input, Source};
 use crate::query::{decode, Query};
 use crate::router::json;
 use crate::server::{full, Body};
@@ -184,11 +184,28 @@ async fn start(
             .body(channel_body(None, rx))
             .expect("valid response"));
     };
-    Ok(hijack::upgrade(on, exec.config.tty, move || {
-        match e.start_exec(&id, false) {
+    let input = Input {
+        detach_keys: if exec.config.attach_stdin {
+            Some(hijack::parse_detach_keys(&exec.config.detach_keys)?)
+        } else {
+            None
+        },
+        on_eof: (exec.config.attach_stdin && !exec.config.tty).then(|| {
+            let e = engine.clone();
+            let id = exec.id.clone();
+            Box::new(move || {
+                let _ = e.close_exec_stdin(&id);
+            }) as Box<dyn FnOnce() + Send>
+        }),
+    };
+    Ok(hijack::upgrade(
+        on,
+        exec.config.tty,
+        input,
+        move || match e.start_exec(&id, false) {
             Ok(Some(s)) => Source::Live(s.stream),
             Ok(None) => Source::Bytes(Vec::new()),
             Err(err) => Source::Failed(err.to_string()),
-        }
-    }))
+        },
+    ))
 }

@@ -69,7 +69,9 @@ impl Engine {
                 stdout: req.stdout,
                 stderr: req.stderr,
                 logs: replay,
-                stdin_once: c.config.stdin_once,
+                // The daemon closes stdin itself on the client's EOF (not on a
+                // detach): see `close_stdin`.
+                stdin_once: false,
                 log_offset,
             })
         });
@@ -109,6 +111,17 @@ impl Engine {
 }
 
 impl Engine {
+    /// Closes the stdin of a running container (an attached client's input ended and
+    /// the container has `StdinOnce`).
+    pub fn close_stdin(&self, name: &str) -> Result<()> {
+        let c = self.lookup_container(name)?;
+        if let Some(mut cl) = self.shim(&c.id, Some(Duration::from_secs(5))) {
+            cl.close_stdin()
+                .map_err(|e| Error::Internal(format!("closing the stdin of {}: {e}", c.id)))?;
+        }
+        Ok(())
+    }
+
     /// Sets the terminal size of a running container; a no-op without a terminal.
     pub fn resize_container(&self, name: &str, height: u16, width: u16) -> Result<()> {
         let c = self.lookup_container(name)?;

@@ -297,7 +297,7 @@ impl Engine {
             stdout: cfg.attach_stdout && !detach,
             stderr: cfg.attach_stderr && !detach,
             logs: false,
-            stdin_once: true,
+            stdin_once: false,
             log_offset: 0,
         };
         let stream = cl
@@ -348,6 +348,16 @@ impl Engine {
         let _ = cl.stream().set_read_timeout(Some(Duration::from_secs(5)));
         cl.resize(height, width)
             .map_err(|e| Error::InvalidParameter(e.to_string()))
+    }
+
+    /// Closes the stdin of a running exec (its attached client's input ended).
+    pub fn close_exec_stdin(&self, id: &str) -> Result<()> {
+        if let Ok(mut cl) = Client::connect(self.exec_socket(id)) {
+            let _ = cl.stream().set_read_timeout(Some(Duration::from_secs(5)));
+            cl.close_stdin()
+                .map_err(|e| Error::Internal(format!("closing the stdin of exec {id}: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Forgets the execs of container `id` (it stopped or went away).
