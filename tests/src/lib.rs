@@ -193,6 +193,26 @@ impl Daemon {
     }
 
     /// A raw HTTP request over the socket with curl: (status, body).
+    /// `curl` with a JSON body.
+    pub fn curl_json(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ])
+            .args(["-X", method, "--unix-socket"])
+            .arg(&self.socket)
+            .arg(format!("http://berth{path}"))
+            .output()
+            .expect("curl installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     pub fn curl(&self, method: &str, path: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args([

@@ -13,6 +13,7 @@ use engine::containers::attach::{AttachRequest, Attached};
 use engine::containers::create::CreateOptions;
 use engine::containers::filter::docker_status;
 use engine::containers::logs::{LogStream, LogsOptions};
+use engine::containers::restart::RestartPolicy;
 use engine::containers::start::WaitCondition;
 use engine::containers::{Container, ContainerConfig, HostConfig, ListOptions, Status};
 use engine::Engine;
@@ -246,6 +247,13 @@ fn create_options(body: &Value, name: Option<String>) -> Result<CreateOptions, A
         readonly_rootfs: boolean(hg("ReadonlyRootfs")),
         init: hg("Init").and_then(Value::as_bool),
         security_opt: strings(hg("SecurityOpt")).unwrap_or_default(),
+        restart_policy: {
+            let rp = hg("RestartPolicy");
+            RestartPolicy {
+                name: string(rp.and_then(|r| r.get("Name"))),
+                maximum_retry_count: int(rp.and_then(|r| r.get("MaximumRetryCount"))).unwrap_or(0),
+            }
+        },
     };
     Ok(CreateOptions {
         name,
@@ -329,6 +337,11 @@ fn status_text(c: &Container) -> String {
             format!("Up {} (Paused)", human_duration(since(&c.state.started_at)))
         }
         Status::Running => format!("Up {}", human_duration(since(&c.state.started_at))),
+        Status::Exited if c.state.restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at))
+        ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
             c.state.exit_code,
@@ -409,7 +422,7 @@ fn inspect_json(c: &Container) -> Value {
             "Status": docker_status(c),
             "Running": st.status == Status::Running,
             "Paused": st.paused,
-            "Restarting": false,
+            "Restarting": st.restarting,
             "OOMKilled": st.oom_killed,
             "Dead": false,
             "Pid": st.pid,
@@ -436,7 +449,10 @@ fn inspect_json(c: &Container) -> Value {
             "LogConfig": {"Type": "json-file", "Config": {}},
             "NetworkMode": h.network_mode,
             "PortBindings": {},
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "RestartPolicy": {
+                "Name": if h.restart_policy.is_none() { "no" } else { h.restart_policy.name.as_str() },
+                "MaximumRetryCount": h.restart_policy.maximum_retry_count,
+            },
             "AutoRemove": h.auto_remove,
             "CapAdd": h.cap_add,
             "CapDrop": h.cap_drop,

@@ -146,6 +146,8 @@ impl ContainerFilter {
 pub fn docker_status(c: &Container) -> &'static str {
     if c.state.paused && c.running() {
         "paused"
+    } else if c.state.restarting && !c.running() {
+        "restarting"
     } else {
         c.state.status.as_str()
     }

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod names;
 pub mod pause;
 pub mod rename;
+pub mod restart;
 pub mod seccomp;
 pub mod spec;
 pub mod start;
@@ -89,6 +90,8 @@ pub struct HostConfig {
     pub init: Option<bool>,
     /// `--security-opt` values as given (a seccomp profile as its JSON).
     pub security_opt: Vec<String>,
+    /// `--restart`.
+    pub restart_policy: restart::RestartPolicy,
 }
 
 /// Where a container is in its life.
@@ -125,6 +128,10 @@ pub struct State {
     pub oom_killed: bool,
     /// Frozen by `pause` (status stays running).
     pub paused: bool,
+    /// Waiting to be started again by its restart policy.
+    pub restarting: bool,
+    /// Stopped or killed by its user: restart policies leave it alone.
+    pub manually_stopped: bool,
     /// Why the last start failed, or empty.
     pub error: String,
     /// RFC 3339; [`ZERO_TIME`] when never.
@@ -141,6 +148,8 @@ impl Default for State {
             exit_code: 0,
             oom_killed: false,
             paused: false,
+            restarting: false,
+            manually_stopped: false,
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),

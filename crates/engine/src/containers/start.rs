@@ -109,9 +109,25 @@ impl Engine {
 
     /// Starts a container; `Ok(false)` when it was running already.
     pub fn start_container(self: &Arc<Self>, name: &str) -> Result<bool> {
+        self.start_inner(name, false)
+    }
+
+    /// Starts a container, for its user or (`by_policy`) for its restart policy; a
+    /// user's start resets the policy's count and lifts a manual stop.
+    pub(crate) fn start_inner(self: &Arc<Self>, name: &str, by_policy: bool) -> Result<bool> {
         let c = self.lookup_container(name)?;
         if c.running() {
             return Ok(false);
+        }
+        if !by_policy {
+            self.db.transaction(|tx| {
+                if let Some(mut r) = tx.get(CONTAINERS, &c.id)? {
+                    r.restart_count = 0;
+                    r.state.manually_stopped = false;
+                    tx.put(CONTAINERS, &c.id, &r)?;
+                }
+                Ok(())
+            })?;
         }
         let dir = self.container_dir(&c.id);
         let rootfs = dir.join("rootfs");
@@ -224,12 +240,13 @@ impl Engine {
                 .map_err(|e| Error::Internal(format!("spawning the watcher: {e}")))?;
             n += 1;
         }
+        self.restart_with_daemon()?;
         Ok(n)
     }
 
     /// Waits for the exit of running container `id`, records it and removes a `--rm`
     /// container. Runs on its own thread, from the start or from [`Engine::restore`].
-    pub(crate) fn watch(&self, id: &str) {
+    pub(crate) fn watch(self: &Arc<Self>, id: &str) {
         let Ok(Some(c)) = self.db.get(CONTAINERS, id) else {
             return;
         };
@@ -257,6 +274,8 @@ impl Engine {
                     let _ = std::fs::remove_file(&exit_file);
                 }
             }
+        } else if c.state.status == Status::Exited {
+            self.apply_restart_policy(&c);
         }
     }
 
@@ -350,6 +369,7 @@ impl Engine {
                 c.id
             )));
         }
+        self.set_manually_stopped(&c.id, true)?;
         self.signal(&c, sig, false)?;
         if sig == libc::SIGKILL {
             if let Some(e) = self.wait_exit(&c, Some(Duration::from_secs(10))) {
@@ -369,6 +389,8 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<bool> {
         let c = self.lookup_container(name)?;
+        // Also a container waiting for its policy's restart: it stays stopped.
+        self.set_manually_stopped(&c.id, true)?;
         if !c.running() {
             return Ok(false);
         }
