@@ -108,6 +108,10 @@ impl Engine {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.display().to_string())),
         );
+        // runc is known without configuration (`--runtime runc`).
+        if !runtimes.iter().any(|(k, _)| k == "runc") {
+            runtimes.push(("runc".into(), "runc".into()));
+        }
         SystemInfo {
             id: self.id.clone(),
             kernel_version: kernel,

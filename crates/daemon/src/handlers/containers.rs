@@ -247,6 +247,7 @@ fn create_options(body: &Value, name: Option<String>) -> Result<CreateOptions, A
         readonly_rootfs: boolean(hg("ReadonlyRootfs")),
         init: hg("Init").and_then(Value::as_bool),
         security_opt: strings(hg("SecurityOpt")).unwrap_or_default(),
+        runtime: string(hg("Runtime")),
         restart_policy: {
             let rp = hg("RestartPolicy");
             RestartPolicy {
@@ -460,6 +461,7 @@ fn inspect_json(c: &Container) -> Value {
             "ReadonlyRootfs": h.readonly_rootfs,
             "Init": h.init,
             "SecurityOpt": (!h.security_opt.is_empty()).then_some(&h.security_opt),
+            "Runtime": if h.runtime.is_empty() { "berth" } else { h.runtime.as_str() },
             "Memory": h.memory,
             "NanoCpus": h.nano_cpus,
             "PidsLimit": h.pids_limit,

@@ -73,6 +73,7 @@ impl Engine {
         };
         spec::capabilities(&host)?;
         host.restart_policy.validate(host.auto_remove)?;
+        self.runtime_named(&host.runtime)?;
         let wanted_name = opts.name.filter(|n| !n.is_empty());
         let given_name = wanted_name.as_deref().map(names::validate).transpose()?;
         let res = self.resolve(&cfg.image)?;

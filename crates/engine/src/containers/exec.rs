@@ -258,11 +258,12 @@ impl Engine {
         std::fs::write(&pfile, data).map_err(|e| Error::io("writing", &pfile, e))?;
         let socket = self.exec_socket(&exec.id);
         let cfg = &exec.config;
+        let rt = self.runtime_named(&c.host_config.runtime)?;
         let opts = ShimOptions {
             binary: self.shim_binary(),
             id: c.id.clone(),
             bundle: self.container_dir(&c.id),
-            runtime_root: self.config.exec_root.join("runtime"),
+            runtime_root: rt.root,
             socket: socket.clone(),
             exit_file: self.exec_exit_file(&exec.id),
             log_driver: Some("none".into()),
@@ -270,7 +271,7 @@ impl Engine {
             log_opts: Vec::new(),
             tty: cfg.tty,
             stdin: cfg.attach_stdin && !detach,
-            runtime: None,
+            runtime: rt.binary,
             exec: Some(pfile.clone()),
         };
         let spawned = client::spawn(&opts);

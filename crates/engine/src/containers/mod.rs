@@ -92,6 +92,9 @@ pub struct HostConfig {
     pub security_opt: Vec<String>,
     /// `--restart`.
     pub restart_policy: restart::RestartPolicy,
+    /// `--runtime`: `berth` (built in) or a runc-compatible one from the daemon's
+    /// `runtimes` (`runc` is known without configuration). Empty: the default.
+    pub runtime: String,
 }
 
 /// Where a container is in its life.
@@ -212,7 +215,39 @@ pub(crate) fn no_such_container(name: &str) -> Error {
     Error::NotFound(format!("No such container: {name}"))
 }
 
+/// How a container's runtime is driven: an external binary (`None`: berth's own) and
+/// the runtime's state root.
+pub(crate) struct RuntimeChoice {
+    pub binary: Option<PathBuf>,
+    pub root: PathBuf,
+}
+
 impl Engine {
+    /// Resolves a `--runtime` name; Docker's 400 for an unknown one.
+    pub(crate) fn runtime_named(&self, name: &str) -> Result<RuntimeChoice> {
+        let name = if name.is_empty() {
+            self.config.default_runtime.as_str()
+        } else {
+            name
+        };
+        let binary = match (name, self.config.runtimes.get(name)) {
+            (_, Some(path)) => Some(path.clone()),
+            ("berth", None) => None,
+            ("runc", None) => Some(PathBuf::from("runc")),
+            _ => {
+                return Err(Error::InvalidParameter(format!(
+                    "unknown or invalid runtime name: {name}"
+                )))
+            }
+        };
+        // Each runtime keeps its own state format: one root each.
+        let root = match &binary {
+            None => self.config.exec_root.join("runtime"),
+            Some(_) => self.config.exec_root.join("runtimes").join(name),
+        };
+        Ok(RuntimeChoice { binary, root })
+    }
+
     /// `<data-root>/containers/<id>`.
     pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.config.data_root.join("containers").join(id)

@@ -155,11 +155,12 @@ impl Engine {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         log_opts.sort();
+        let rt = self.runtime_named(&c.host_config.runtime)?;
         let opts = ShimOptions {
             binary: self.shim_binary(),
             id: c.id.clone(),
             bundle: dir.clone(),
-            runtime_root: self.config.exec_root.join("runtime"),
+            runtime_root: rt.root,
             socket: socket.clone(),
             exit_file,
             log_driver: Some("json-file".into()),
@@ -167,7 +168,7 @@ impl Engine {
             log_opts,
             tty: c.config.tty,
             stdin: c.config.open_stdin,
-            runtime: None,
+            runtime: rt.binary,
             exec: None,
         };
         let fail = |msg: String| -> Error {
