@@ -2,6 +2,7 @@
 //! root and exec root, and the daemon is killed and its directories removed when the
 //! test ends, also when it fails.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,10 +75,8 @@ impl Daemon {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = Command::new("docker")
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-            .args(["import", "-", tag])
+        let out = self
+            .docker_cmd(&["import", "-", tag])
             .stdin(tar.stdout.take().unwrap())
             .output()
             .unwrap();
@@ -167,42 +166,59 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
+    /// The stock docker CLI against this daemon, not yet run (stdio left as is).
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .args(args);
+        c
+    }
+
     /// The stock docker CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-            .args(args)
+        self.docker_cmd(args)
             .stdin(Stdio::null())
             .output()
             .expect("docker CLI installed")
     }
 
+    /// The docker CLI with `input` on stdin.
+    pub fn docker_in(&self, args: &[&str], input: &[u8]) -> Output {
+        with_stdin(self.docker_cmd(args), input)
+    }
+
     /// berth's own CLI against this daemon (`berth -H <host> ARGS`), with the host
-    /// variables cleared so only the flag decides.
-    pub fn berth(&self, args: &[&str]) -> Output {
-        Command::new(bin("berth"))
-            .arg("-H")
+    /// variables cleared so only the flag decides; not yet run.
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.arg("-H")
             .arg(self.host())
             .args(args)
             .env_remove("BERTH_HOST")
-            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_HOST");
+        c
+    }
+
+    /// berth's own CLI against this daemon (see [`Daemon::berth_cmd`]).
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd(args)
             .stdin(Stdio::null())
             .output()
             .expect("berth built")
     }
 
-    /// A raw HTTP request over the socket with curl: (status, body).
-    /// `curl` with a JSON body.
-    pub fn curl_json(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// `berth ARGS` with `input` on stdin.
+    pub fn berth_in(&self, args: &[&str], input: &[u8]) -> Output {
+        with_stdin(self.berth_cmd(args), input)
+    }
+
+    /// A raw HTTP request over the socket with curl, `extra` curl arguments added:
+    /// (status, body).
+    fn curl_with(&self, method: &str, path: &str, extra: &[&str]) -> (u16, String) {
         let out = Command::new("curl")
             .args(["-s", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
-            .args([
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                body,
-            ])
+            .args(extra)
             .args(["-X", method, "--unix-socket"])
             .arg(&self.socket)
             .arg(format!("http://berth{path}"))
@@ -213,27 +229,23 @@ impl Daemon {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
+    /// `curl` with a JSON body.
+    pub fn curl_json(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        self.curl_with(
+            method,
+            path,
+            &[
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ],
+        )
+    }
+
+    /// A raw HTTP request over the socket with curl: (status, body).
     pub fn curl(&self, method: &str, path: &str) -> (u16, String) {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "10",
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                method,
-                "--unix-socket",
-            ])
-            .arg(&self.socket)
-            .arg(format!("http://berth{path}"))
-            .output()
-            .expect("curl installed");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        self.curl_with(method, path, &[])
     }
 
     /// Stops the daemon (SIGTERM) and waits for it.
@@ -259,15 +271,7 @@ impl Drop for Daemon {
         // Containers (and their shims, which outlive berthd) go first, also when the
         // test failed.
         // (No panics here: a panic while unwinding aborts the test binary.)
-        let docker = |args: &[&str]| {
-            Command::new("docker")
-                .env("DOCKER_HOST", self.host())
-                .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .ok()
-        };
+        let docker = |args: &[&str]| self.docker_cmd(args).stdin(Stdio::null()).output().ok();
         if self.child.is_some() {
             if let Some(o) = docker(&["ps", "-aq"]) {
                 let ids = stdout(&o);
@@ -303,4 +307,64 @@ pub fn ok(o: &Output) -> String {
         stderr(o)
     );
     stdout(o)
+}
+
+/// The exit code, -1 for a signal.
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Runs `cmd` with `input` on its stdin (written from a thread, so a large input
+/// cannot block against the output); stdout and stderr are captured.
+pub fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// `tar -C dir -cf out .`, asserting it worked.
+pub fn tar_dir(dir: &Path, out: &Path) {
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of {}", dir.display());
+}
+
+/// A scratch directory below /tmp, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A new, empty scratch directory named after `prefix`.
+    pub fn new(prefix: &str) -> Scratch {
+        let p = PathBuf::from("/tmp").join(unique(prefix));
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+
+    /// `name` inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

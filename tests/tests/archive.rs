@@ -6,64 +6,10 @@
 //! The image is the busybox fixture brought in with `docker import`; every container
 //! goes when the test's Daemon is dropped, also when the test fails.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use e2e::*;
-
-const FIXTURE: &str = "/var/cache/berth-fixtures/busybox";
-
-/// A daemon with the busybox fixture imported as `busybox:latest`.
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        Path::new(FIXTURE).join("bin/busybox").exists(),
-        "busybox fixture missing: run scripts/fixtures.sh"
-    );
-    let d = Daemon::start();
-    let mut tar = Command::new("tar")
-        .args(["-C", FIXTURE, "--exclude=./.complete", "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(["import", "-", "busybox:latest"])
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(tar.wait().unwrap().success(), "tar of the fixture");
-    ok(&out);
-    d
-}
-
-/// Runs `cmd` with `input` on its stdin.
-fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-/// The docker CLI with `input` on stdin.
-fn docker_in(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = Command::new("docker");
-    cmd.env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(args);
-    with_stdin(cmd, input)
-}
 
 /// The docker CLI's raw stdout (a tar).
 fn docker_bytes(d: &Daemon, args: &[&str]) -> Vec<u8> {
@@ -193,7 +139,7 @@ fn stray_mounts(d: &Daemon) -> Vec<String> {
 /// from stdin, a tar stream to stdout; the stat header as Docker encodes it.
 #[test]
 fn cp_both_ways_running() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]));
     let work = d.dir.join("work");
     std::fs::create_dir_all(work.join("tree/sub")).unwrap();
@@ -228,7 +174,7 @@ fn cp_both_ways_running() {
     // A tar stream from stdin unpacks into a directory.
     let mut stream = tar_entry("streamed/", b'5', "", b"");
     stream.extend(tar_entry("streamed/a.txt", b'0', "", b"via stdin\n"));
-    let o = docker_in(&d, &["cp", "-", "box:/tmp"], &end_of_tar(stream));
+    let o = d.docker_in(&["cp", "-", "box:/tmp"], &end_of_tar(stream));
     ok(&o);
     let t = docker_bytes(&d, &["cp", "box:/tmp/streamed/a.txt", "-"]);
     assert_eq!(tar_of(&t, &["-xO"]), "via stdin\n");
@@ -247,7 +193,7 @@ fn cp_both_ways_running() {
 /// and what was copied is there when it runs. A stopped one takes copies too.
 #[test]
 fn cp_into_created_and_stopped_containers() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&["create", "--name", "fresh", "busybox", "cat", "/in/file"]));
     let work = d.dir.join("work");
     std::fs::create_dir_all(work.join("in")).unwrap();
@@ -279,7 +225,7 @@ fn cp_into_created_and_stopped_containers() {
 /// extraction point, a read-only rootfs.
 #[test]
 fn cp_errors_as_docker() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&["create", "--name", "cc", "busybox", "true"]));
     let out = d.dir.join("out");
     let o = d.docker(&["cp", "cc:/no/such/file", out.to_str().unwrap()]);
@@ -330,7 +276,7 @@ fn cp_errors_as_docker() {
 /// host's.
 #[test]
 fn cp_through_symlinks_stays_inside() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let marker = unique("escaped");
     ok(&d.docker(&[
         "run",
@@ -371,7 +317,7 @@ fn cp_through_symlinks_stays_inside() {
 
     // Reading through the link gives the container's passwd, not the host's.
     let t = docker_bytes(&d, &["cp", "trap:/esc/passwd", "-"]);
-    let fixture = std::fs::read_to_string(Path::new(FIXTURE).join("etc/passwd")).unwrap();
+    let fixture = std::fs::read_to_string(Path::new(BUSYBOX).join("etc/passwd")).unwrap();
     assert_eq!(tar_of(&t, &["-xO"]), fixture);
     // The link itself is archived as a link.
     let t = docker_bytes(&d, &["cp", "trap:/esc", "-"]);
@@ -382,7 +328,7 @@ fn cp_through_symlinks_stays_inside() {
 /// names and hardlinks out of it are refused, an absolute name lands inside.
 #[test]
 fn put_archive_refuses_escapes() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&["create", "--name", "tt", "busybox", "true"]));
     let evil = unique("evil");
 
@@ -424,7 +370,7 @@ fn put_archive_refuses_escapes() {
 /// nothing for the mount points the engine itself makes.
 #[test]
 fn diff_lists_changes() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&[
         "run",
         "--name",
@@ -476,7 +422,7 @@ fn diff_lists_changes() {
 /// `docker export` streams the whole filesystem, the container's changes included.
 #[test]
 fn export_whole_filesystem() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&[
         "run",
         "--name",
@@ -515,7 +461,7 @@ fn export_whole_filesystem() {
 /// committed (paused meanwhile) and keeps running.
 #[test]
 fn commit_makes_a_runnable_image() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&[
         "run",
         "--name",

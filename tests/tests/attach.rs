@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use e2e::*;
@@ -156,16 +156,7 @@ fn detach_keys_in_a_plain_stream_and_stdin_once() {
     assert_eq!(status(&d, "echoer"), "running");
 
     // `run -i` without -d has StdinOnce: the client's EOF ends cat.
-    let mut run = Command::new("docker")
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(["run", "-i", "--name", "once", "busybox", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    run.stdin.take().unwrap().write_all(b"bye\n").unwrap();
-    let o = run.wait_with_output().unwrap();
+    let o = d.docker_in(&["run", "-i", "--name", "once", "busybox", "cat"], b"bye\n");
     assert_eq!(stdout(&o), "bye\n");
     assert!(eventually(10, || status(&d, "once") == "exited"));
     std::thread::sleep(Duration::from_millis(10));

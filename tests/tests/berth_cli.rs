@@ -7,56 +7,10 @@
 //! is removed when the test's Daemon is dropped.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::*;
-
-const FIXTURE: &str = "/var/cache/berth-fixtures/busybox";
-
-/// A daemon with the busybox fixture imported as `busybox:latest`.
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        Path::new(FIXTURE).join("bin/busybox").exists(),
-        "busybox fixture missing: run scripts/fixtures.sh"
-    );
-    let d = Daemon::start();
-    let mut tar = Command::new("tar")
-        .args(["-C", FIXTURE, "--exclude=./.complete", "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(["import", "-", "busybox:latest"])
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(tar.wait().unwrap().success(), "tar of the fixture");
-    ok(&out);
-    d
-}
-
-/// `berth ARGS` with `input` on stdin.
-fn berth_stdin(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(bin("berth"))
-        .arg("-H")
-        .arg(d.host())
-        .args(args)
-        .env_remove("BERTH_HOST")
-        .env_remove("DOCKER_HOST")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input).unwrap();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
 
 /// `berth ARGS` under `script`, so it has a terminal; `input` is typed after a pause.
 fn berth_tty(d: &Daemon, args: &str, input: &[u8]) -> Output {
@@ -80,27 +34,28 @@ fn berth_tty(d: &Daemon, args: &str, input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
+/// Asserts that `o` exited with `want` and wrote exactly `err` to stderr.
+#[track_caller]
+fn fails_with(o: &Output, want: i32, err: &str) {
+    assert_eq!(code(o), want, "{o:?}");
+    assert_eq!(stderr(o), err);
 }
 
-/// Polls `f` for up to `secs` seconds.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
+/// Asserts that `o` failed as docker does for a missing container `name`.
+#[track_caller]
+fn no_such_container(o: &Output, name: &str) {
+    fails_with(
+        o,
+        1,
+        &format!("Error response from daemon: No such container: {name}\n"),
+    );
 }
 
 /// Attached run: output split to stdout/stderr, the container's exit code, 127 for a
 /// missing executable, 125 for daemon errors, and the flags that shape the process.
 #[test]
 fn run_attached_exit_codes_and_flags() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let o = d.berth(&["run", "--rm", "busybox", "echo", "hello"]);
     assert_eq!(ok(&o), "hello\n");
 
@@ -169,18 +124,14 @@ fn run_attached_exit_codes_and_flags() {
     // --rm waits for removal: the container is gone when run returns.
     ok(&d.berth(&["run", "--rm", "--name", "gone", "busybox", "true"]));
     let o = d.berth(&["container", "inspect", "gone"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "Error response from daemon: No such container: gone\n"
-    );
+    no_such_container(&o, "gone");
 }
 
 /// `-i` sends stdin and half-closes it at EOF; `-d` prints the ID.
 #[test]
 fn run_interactive_and_detached() {
-    let d = daemon_with_busybox();
-    let o = berth_stdin(&d, &["run", "-i", "--rm", "busybox", "cat"], b"piped\n");
+    let d = Daemon::with_busybox();
+    let o = d.berth_in(&["run", "-i", "--rm", "busybox", "cat"], b"piped\n");
     assert_eq!(ok(&o), "piped\n");
 
     let id = ok(&d.berth(&["run", "-d", "--name", "bg", "busybox", "sleep", "30"]));
@@ -194,7 +145,7 @@ fn run_interactive_and_detached() {
 /// With `-t` the output is the TTY's, and the exit code still comes through.
 #[test]
 fn run_and_exec_with_tty() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let o = berth_tty(&d, "run -t --rm busybox sh -c 'tty; exit 5'", b"");
     assert_eq!(code(&o), 5, "{o:?}");
     assert!(stdout(&o).contains("/dev/pts/"), "{o:?}");
@@ -206,14 +157,13 @@ fn run_and_exec_with_tty() {
 
     // Without a terminal, -it is refused as docker does.
     let o = d.berth(&["run", "-it", "busybox", "true"]);
-    assert_eq!(code(&o), 1, "{o:?}");
-    assert_eq!(stderr(&o), "the input device is not a TTY\n");
+    fails_with(&o, 1, "the input device is not a TTY\n");
 }
 
 /// create, start, stop, kill, restart, wait, rm, rename and their errors.
 #[test]
 fn lifecycle_commands() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let id = ok(&d.berth(&[
         "create",
         "--name",
@@ -240,17 +190,9 @@ fn lifecycle_commands() {
     assert_eq!(ok(&d.berth(&["container", "wait", "c1"])), "7\n");
 
     let o = d.berth(&["stop", "nope"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "Error response from daemon: No such container: nope\n"
-    );
+    no_such_container(&o, "nope");
     let o = d.berth(&["start", "nope"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "Error response from daemon: No such container: nope\nError: failed to start containers: nope\n"
-    );
+    fails_with(&o, 1, "Error response from daemon: No such container: nope\nError: failed to start containers: nope\n");
     let o = d.berth(&["kill", "c1"]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("is not running"), "{o:?}");
@@ -281,7 +223,7 @@ fn lifecycle_commands() {
 /// restart, rename, pause/unpause (endpoints landing separately).
 #[test]
 fn restart_rename_pause() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.berth(&["run", "-d", "--name", "pp", "busybox", "sleep", "30"]));
     let started = |d: &Daemon| ok(&d.berth(&["inspect", "-f", "{{.State.StartedAt}}", "pp"]));
     let before = started(&d);
@@ -299,17 +241,13 @@ fn restart_rename_pause() {
         "qq running\n"
     );
     let o = d.berth(&["rename", "nope", "xx"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "Error response from daemon: No such container: nope\n"
-    );
+    no_such_container(&o, "nope");
 }
 
 /// ps: columns, -a -q -n -l --no-trunc --filter --format (table, json, template).
 #[test]
 fn ps_listing() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let id = ok(&d.berth(&[
         "run",
         "-d",
@@ -411,7 +349,7 @@ fn ps_listing() {
 /// logs (tail, timestamps, since, follow) and inspect: containers first, then images.
 #[test]
 fn logs_and_inspect() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.berth(&[
         "run",
         "--name",
@@ -455,11 +393,7 @@ fn logs_and_inspect() {
     assert_eq!(ok(&d.berth(&["logs", "-f", "fo"])), "a\nb\n");
 
     let o = d.berth(&["logs", "nope"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "Error response from daemon: No such container: nope\n"
-    );
+    no_such_container(&o, "nope");
 
     // inspect tries containers first, then images.
     assert_eq!(ok(&d.berth(&["inspect", "-f", "{{.Name}}", "lg"])), "/lg\n");
@@ -469,14 +403,13 @@ fn logs_and_inspect() {
     let v: serde_json::Value = serde_json::from_str(&c).unwrap();
     assert_eq!(v[0]["State"]["ExitCode"], 0);
     let o = d.berth(&["inspect", "--type", "container", "busybox"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(stderr(&o), "Error: No such container: busybox\n");
+    fails_with(&o, 1, "Error: No such container: busybox\n");
 }
 
 /// exec: output, exit code, -e -w -u, -i stdin, -d, errors.
 #[test]
 fn exec_commands() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.berth(&["run", "-d", "--name", "ex", "busybox", "sleep", "30"]));
     let o = d.berth(&["exec", "ex", "sh", "-c", "echo out; echo err >&2; exit 4"]);
     assert_eq!(code(&o), 4, "{o:?}");
@@ -497,7 +430,7 @@ fn exec_commands() {
         "echo $X $(pwd) $(id -u)",
     ]);
     assert_eq!(ok(&o), "y /etc 7\n");
-    let o = berth_stdin(&d, &["exec", "-i", "ex", "cat"], b"through\n");
+    let o = d.berth_in(&["exec", "-i", "ex", "cat"], b"through\n");
     assert_eq!(ok(&o), "through\n");
     assert_eq!(ok(&d.berth(&["exec", "-d", "ex", "touch", "/tmp/d"])), "");
     assert!(eventually(5, || d
@@ -508,17 +441,13 @@ fn exec_commands() {
     let o = d.berth(&["exec", "ex", "nope"]);
     assert_eq!(code(&o), 127, "{o:?}");
     let o = d.berth(&["exec", "nope", "true"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "Error response from daemon: No such container: nope\n"
-    );
+    no_such_container(&o, "nope");
 }
 
 /// start -a and attach: the container's output and exit code.
 #[test]
 fn start_attached_and_attach() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.berth(&[
         "create",
         "--name",
@@ -533,7 +462,7 @@ fn start_attached_and_attach() {
     assert_eq!(stdout(&o), "from-a\n");
 
     ok(&d.berth(&["create", "-i", "--name", "ai", "busybox", "cat"]));
-    let o = berth_stdin(&d, &["start", "-ai", "ai"], b"echoed\n");
+    let o = d.berth_in(&["start", "-ai", "ai"], b"echoed\n");
     assert_eq!(ok(&o), "echoed\n");
 
     ok(&d.berth(&[
@@ -551,17 +480,17 @@ fn start_attached_and_attach() {
     assert_eq!(stdout(&o), "late\n");
 
     let o = d.berth(&["attach", "aa"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "You cannot attach to a stopped container, start it first\n"
+    fails_with(
+        &o,
+        1,
+        "You cannot attach to a stopped container, start it first\n",
     );
 }
 
 /// cp both ways, diff, commit, export, top (endpoints landing separately).
 #[test]
 fn cp_diff_commit_export_top() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.berth(&[
         "run",
         "-d",
@@ -603,8 +532,7 @@ fn cp_diff_commit_export_top() {
         "incoming\n"
     );
     let o = d.berth(&["cp", "/a", "/b"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(stderr(&o), "must specify at least one container source\n");
+    fails_with(&o, 1, "must specify at least one container source\n");
 
     let diff = ok(&d.berth(&["diff", "fs"]));
     assert!(diff.lines().any(|l| l == "A /made"), "{diff}");
@@ -631,7 +559,7 @@ fn cp_diff_commit_export_top() {
 /// events (bounded by --until) and system df.
 #[test]
 fn events_and_system_df() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.berth(&["run", "--name", "ev", "busybox", "true"]));
     std::thread::sleep(Duration::from_millis(1100));
     let o = d.berth(&[

@@ -16,10 +16,6 @@ fn berth_env(env: &[(&str, &str)], args: &[&str]) -> Output {
     c.args(args).stdin(Stdio::null()).output().unwrap()
 }
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
 #[test]
 fn version_shows_client_and_negotiated_server() {
     let d = Daemon::start();
@@ -234,31 +230,14 @@ fn usage_errors_exit_like_docker() {
     assert!(stderr(&out).starts_with("berth: 'berth version' accepts no arguments"));
 }
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A tiny root filesystem tarball made here (no fixture needed).
 fn rootfs_tar() -> (Scratch, PathBuf) {
-    let s = Scratch(PathBuf::from("/tmp").join(unique("berth-cli")));
-    let root = s.0.join("root");
+    let s = Scratch::new("berth-cli");
+    let root = s.path("root");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/hello"), "hello from berth\n").unwrap();
-    let tar = s.0.join("rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let tar = s.path("rootfs.tar");
+    tar_dir(&root, &tar);
     (s, tar)
 }
 

@@ -5,54 +5,14 @@
 //! `docker import`. Every container is removed when the test's Daemon is dropped, also
 //! when the test fails.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::*;
 
-const FIXTURE: &str = "/var/cache/berth-fixtures/busybox";
-
-/// A daemon with the busybox fixture imported as `busybox:latest`.
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        Path::new(FIXTURE).join("bin/busybox").exists(),
-        "busybox fixture missing: run scripts/fixtures.sh"
-    );
-    let d = Daemon::start();
-    let mut tar = Command::new("tar")
-        .args(["-C", FIXTURE, "--exclude=./.complete", "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(["import", "-", "busybox:latest"])
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(tar.wait().unwrap().success(), "tar of the fixture");
-    ok(&out);
-    d
-}
-
-/// Polls `f` for up to `secs` seconds.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
 /// `docker run -d`, ps, logs, stop, ps -a, wait, rm.
 #[test]
 fn run_detached_lifecycle() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let id = ok(&d.docker(&[
         "run",
         "-d",
@@ -97,7 +57,7 @@ fn run_detached_lifecycle() {
 /// `docker create` + `docker start` + `docker wait` gives the exit code.
 #[test]
 fn create_start_wait_exit_code() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&["create", "--name", "three", "busybox", "sh", "-c", "exit 3"]));
     let all = ok(&d.docker(&["ps", "-a"]));
     assert!(all.contains("three") && all.contains("Created"), "{all}");
@@ -118,7 +78,7 @@ fn create_start_wait_exit_code() {
 /// Docker's 404.
 #[test]
 fn conflicts_and_errors() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let id = ok(&d.docker(&["run", "-d", "--name", "busy", "busybox", "sleep", "30"]));
     let id = id.trim();
 
@@ -159,7 +119,7 @@ fn conflicts_and_errors() {
 /// `docker kill` and the errors of a missing image and a bad name.
 #[test]
 fn kill_and_bad_input() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&["run", "-d", "--name", "k1", "busybox", "sleep", "30"]));
     ok(&d.docker(&["kill", "k1"]));
     assert_eq!(ok(&d.docker(&["wait", "k1"])).trim(), "137");
@@ -186,7 +146,7 @@ fn kill_and_bad_input() {
 /// container on exit, and an image in use is not removed.
 #[test]
 fn logs_follow_auto_remove_and_image_in_use() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -239,7 +199,7 @@ fn logs_follow_auto_remove_and_image_in_use() {
 /// the exit code passed through, also with `--rm` for a container gone at once.
 #[test]
 fn run_attached() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let o = d.docker(&[
         "run",
         "--name",

@@ -7,38 +7,11 @@
 //! when the test fails.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e::*;
-
-const FIXTURE: &str = "/var/cache/berth-fixtures/busybox";
-
-/// A daemon with the busybox fixture imported as `busybox:latest`.
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        Path::new(FIXTURE).join("bin/busybox").exists(),
-        "busybox fixture missing: run scripts/fixtures.sh"
-    );
-    let d = Daemon::start();
-    let mut tar = Command::new("tar")
-        .args(["-C", FIXTURE, "--exclude=./.complete", "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(["import", "-", "busybox:latest"])
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(tar.wait().unwrap().success(), "tar of the fixture");
-    ok(&out);
-    d
-}
 
 /// Now as the docker CLI passes a timestamp: `seconds.nanoseconds`, moved by `offset_ms`.
 fn timestamp(offset_ms: i64) -> String {
@@ -51,6 +24,16 @@ fn lines(s: &str) -> Vec<String> {
     s.lines().map(str::to_string).collect()
 }
 
+/// `docker events --since since --until until [--filter F]... --format fmt`: its output.
+fn events(d: &Daemon, since: &str, until: &str, filters: &[&str], fmt: &str) -> String {
+    let mut args = vec!["events", "--since", since, "--until", until];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend(["--format", fmt]);
+    ok(&d.docker(&args))
+}
+
 /// A `docker events` subprocess, killed when dropped (also when the test fails).
 struct Stream {
     child: Child,
@@ -59,10 +42,8 @@ struct Stream {
 
 impl Stream {
     fn start(d: &Daemon, args: &[&str]) -> Stream {
-        let mut child = Command::new("docker")
-            .env("DOCKER_HOST", d.host())
-            .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-            .arg("events")
+        let mut child = d
+            .docker_cmd(&["events"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -113,7 +94,7 @@ impl Drop for Stream {
 /// `until` in the near future, which ends the stream then.
 #[test]
 fn lifecycle_in_order() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let since = timestamp(-1000);
     // The trap makes SIGTERM end it, so `stop` sends exactly one signal.
     ok(&d.docker(&[
@@ -136,9 +117,7 @@ fn lifecycle_in_order() {
     ok(&d.docker(&["rm", "web"]));
     let until = timestamp(0);
     let fmt = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}";
-    let out = ok(&d.docker(&[
-        "events", "--since", &since, "--until", &until, "--format", fmt,
-    ]));
+    let out = events(&d, &since, &until, &[], fmt);
     let want = [
         "container create web",
         "container start web",
@@ -154,17 +133,8 @@ fn lifecycle_in_order() {
     assert_eq!(got, want, "{out}");
 
     // The attributes Docker gives: signal on kill, exitCode on die, labels, image.
-    let out = ok(&d.docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "label=tier=front",
-        "--format",
-        "{{.Action}} {{index .Actor.Attributes \"signal\"}}{{index .Actor.Attributes \"exitCode\"}} {{.Actor.Attributes.image}} {{.Status}} {{.From}}",
-    ]));
+    let attrs = "{{.Action}} {{index .Actor.Attributes \"signal\"}}{{index .Actor.Attributes \"exitCode\"}} {{.Actor.Attributes.image}} {{.Status}} {{.From}}";
+    let out = events(&d, &since, &until, &["label=tier=front"], attrs);
     assert!(
         out.contains("kill 15 busybox kill busybox\n")
             && out.contains("die 0 busybox die busybox\n"),
@@ -174,9 +144,7 @@ fn lifecycle_in_order() {
     // An `until` ahead: the history, then the stream ends when it is reached.
     let until = timestamp(1500);
     let start = Instant::now();
-    let out = ok(&d.docker(&[
-        "events", "--since", &since, "--until", &until, "--format", fmt,
-    ]));
+    let out = events(&d, &since, &until, &[], fmt);
     let took = start.elapsed();
     assert!(out.contains("container destroy web"), "{out}");
     assert!(
@@ -190,7 +158,7 @@ fn lifecycle_in_order() {
 /// all notice it.
 #[test]
 fn die_once_filtered_by_container() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let since = timestamp(-1000);
     let run = d.docker(&["run", "--name", "exiter", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
@@ -200,37 +168,23 @@ fn die_once_filtered_by_container() {
         ok(&d.docker(&["ps", "-a"]));
     }
     let until = timestamp(0);
-    let out = ok(&d.docker(&[
-        "events",
-        "--since",
+    let out = events(
+        &d,
         &since,
-        "--until",
         &until,
-        "--filter",
-        "event=die",
-        "--filter",
-        "container=exiter",
-        "--format",
+        &["event=die", "container=exiter"],
         "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
-    ]));
+    );
     assert_eq!(lines(&out), ["die exiter 3"], "{out}");
 
     // Two values of one key: either matches.
-    let out = ok(&d.docker(&[
-        "events",
-        "--since",
+    let out = events(
+        &d,
         &since,
-        "--until",
         &until,
-        "--filter",
-        "event=die",
-        "--filter",
-        "event=start",
-        "--filter",
-        "type=container",
-        "--format",
+        &["event=die", "event=start", "type=container"],
         "{{.Action}} {{.Actor.Attributes.name}}",
-    ]));
+    );
     assert_eq!(
         lines(&out),
         ["start exiter", "die exiter", "start other", "die other"],
@@ -241,7 +195,7 @@ fn die_once_filtered_by_container() {
 /// A `docker events` that connected first sees a container started afterwards.
 #[test]
 fn live_stream_sees_new_container() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let s = Stream::start(
         &d,
         &[
@@ -279,7 +233,7 @@ fn live_stream_sees_new_container() {
 /// them.
 #[test]
 fn image_events() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     // After the import of the fixture (times are cut to milliseconds).
     std::thread::sleep(Duration::from_millis(20));
     let since = timestamp(0);
@@ -289,15 +243,7 @@ fn image_events() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("hello"), b"hi\n").unwrap();
     let tarball = d.dir.join("tiny.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&src)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    tar_dir(&src, &tarball);
     ok(&d.docker(&["import", tarball.to_str().unwrap(), "tiny:1"]));
     let id = ok(&d.docker(&["images", "-q", "--no-trunc", "tiny:1"]));
     let id = id.trim();
@@ -305,17 +251,7 @@ fn image_events() {
     ok(&d.docker(&["rmi", "tiny:1"]));
     let until = timestamp(0);
     let fmt = "{{.Action}} {{.Actor.Attributes.name}}";
-    let out = ok(&d.docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "type=image",
-        "--format",
-        fmt,
-    ]));
+    let out = events(&d, &since, &until, &["type=image"], fmt);
     let want = [
         "tag foo:1".to_string(),
         "untag foo:1".to_string(),
@@ -325,17 +261,7 @@ fn image_events() {
         format!("delete {id}"),
     ];
     assert_eq!(lines(&out), want, "{out}");
-    let out = ok(&d.docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "image=foo",
-        "--format",
-        fmt,
-    ]));
+    let out = events(&d, &since, &until, &["image=foo"], fmt);
     assert_eq!(lines(&out), ["tag foo:1", "untag foo:1"], "{out}");
 }
 
@@ -377,7 +303,7 @@ fn bad_filters() {
 /// `docker system df` and `-v` show the image and the container with sane sizes.
 #[test]
 fn system_df() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&[
         "run",
         "--name",

@@ -1,7 +1,6 @@
 //! `docker exec`, pause/unpause, restart, rename, top and `ps --filter` end to end
 //! through the stock docker CLI against a private berthd, with Docker's error cases.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,16 +56,7 @@ fn exec_runs_in_the_container() {
         "sleep\x00300\x00"
     );
 
-    let mut child = Command::new("docker")
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(["exec", "-i", "box", "sh", "-c", "tr a-z A-Z"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"shout\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = d.docker_in(&["exec", "-i", "box", "sh", "-c", "tr a-z A-Z"], b"shout\n");
     assert_eq!(stdout(&out), "SHOUT\n");
 
     ok(&d.docker(&[

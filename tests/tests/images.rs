@@ -9,28 +9,6 @@ use std::process::Command;
 
 use e2e::*;
 
-const FIXTURE: &str = "/var/cache/berth-fixtures/busybox";
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let p = PathBuf::from("/tmp").join(unique("images-test"));
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
     ok(&out)
@@ -44,13 +22,13 @@ fn sha256_file(p: &Path) -> String {
 /// Tars the fixture rootfs as a layer; returns its path and diff id hex.
 fn busybox_layer(s: &Scratch) -> (PathBuf, String) {
     assert!(
-        Path::new(FIXTURE).join("bin/busybox").exists(),
+        Path::new(BUSYBOX).join("bin/busybox").exists(),
         "busybox fixture missing: run scripts/fixtures.sh"
     );
     let layer = s.path("layer.tar");
     run(Command::new("tar")
         .arg("-C")
-        .arg(FIXTURE)
+        .arg(BUSYBOX)
         .arg("--exclude=./.complete")
         .arg("-cf")
         .arg(&layer)
@@ -93,12 +71,7 @@ fn busybox_archive(s: &Scratch, tags: &[&str], label: &str) -> (PathBuf, String)
     }]);
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
     let archive = s.path(&unique("busybox").to_string()).with_extension("tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&dir)
-        .arg("-cf")
-        .arg(&archive)
-        .arg("."));
+    tar_dir(&dir, &archive);
     (archive, format!("sha256:{id}"))
 }
 
@@ -119,7 +92,7 @@ fn lines(s: &str) -> Vec<String> {
 #[test]
 fn load_list_inspect_history() {
     let d = Daemon::start();
-    let s = Scratch::new();
+    let s = Scratch::new("images-test");
     let (archive, id) = busybox_archive(&s, &["busybox:latest"], "one");
     let out = load(&d, &archive);
     assert!(out.contains("Loaded image: busybox:latest"), "{out}");
@@ -184,7 +157,7 @@ fn load_list_inspect_history() {
 #[test]
 fn tag_and_filters() {
     let d = Daemon::start();
-    let s = Scratch::new();
+    let s = Scratch::new("images-test");
     let (archive, id) = busybox_archive(&s, &["busybox:latest"], "two");
     load(&d, &archive);
     ok(&d.docker(&["tag", "busybox:latest", "localhost:5000/x/y:1"]));
@@ -254,7 +227,7 @@ fn import_tar(d: &Daemon, s: &Scratch, flags: &[&str], name: &str) -> String {
 #[test]
 fn save_remove_load_roundtrip() {
     let d = Daemon::start();
-    let s = Scratch::new();
+    let s = Scratch::new("images-test");
     let (archive, id) = busybox_archive(&s, &["busybox:latest"], "three");
     load(&d, &archive);
     let saved = s.path("saved.tar");
@@ -290,7 +263,7 @@ fn save_remove_load_roundtrip() {
 #[test]
 fn import_with_changes_and_message() {
     let d = Daemon::start();
-    let s = Scratch::new();
+    let s = Scratch::new("images-test");
     let name = format!("{}:v1", unique("imported"));
     let id = import_tar(
         &d,
@@ -332,7 +305,7 @@ fn import_with_changes_and_message() {
 #[test]
 fn remove_conflicts_and_errors() {
     let d = Daemon::start();
-    let s = Scratch::new();
+    let s = Scratch::new("images-test");
     let (archive, id) = busybox_archive(&s, &["busybox:latest", "busybox:other"], "four");
     load(&d, &archive);
     let short = &id["sha256:".len()..][..12];
@@ -376,7 +349,7 @@ fn remove_conflicts_and_errors() {
 #[test]
 fn load_bad_archives() {
     let d = Daemon::start();
-    let s = Scratch::new();
+    let s = Scratch::new("images-test");
     let junk = s.path("junk.tar");
     std::fs::write(&junk, b"this is not a tar file at all").unwrap();
     let out = d.docker(&["load", "-i", junk.to_str().unwrap()]);
@@ -388,12 +361,7 @@ fn load_bad_archives() {
     std::fs::create_dir_all(&empty_dir).unwrap();
     std::fs::write(empty_dir.join("hello"), b"hi").unwrap();
     let notimage = s.path("notimage.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&empty_dir)
-        .arg("-cf")
-        .arg(&notimage)
-        .arg("."));
+    tar_dir(&empty_dir, &notimage);
     let out = d.docker(&["load", "-i", notimage.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
@@ -412,12 +380,7 @@ fn load_bad_archives() {
         .arg("-xf")
         .arg(&archive));
     std::fs::write(x.join("layer/layer.tar"), b"").unwrap();
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&x)
-        .arg("-cf")
-        .arg(&archive)
-        .arg("."));
+    tar_dir(&x, &archive);
     let out = d.docker(&["load", "-i", archive.to_str().unwrap()]);
     assert!(!out.status.success(), "{}", stdout(&out));
 
@@ -431,7 +394,7 @@ fn load_bad_archives() {
 #[test]
 fn prune_dangling_and_all() {
     let d = Daemon::start();
-    let s = Scratch::new();
+    let s = Scratch::new("images-test");
     let (archive, old) = busybox_archive(&s, &["pruneme:latest"], "six");
     load(&d, &archive);
     // Moving the tag leaves `old` dangling.

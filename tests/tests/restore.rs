@@ -3,7 +3,7 @@
 //! (nothing half-made is left); `berth system check` is clean after both.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::*;
@@ -20,10 +20,7 @@ impl Drop for Proc {
 
 fn docker_proc(d: &Daemon, args: &[&str]) -> Proc {
     Proc(
-        Command::new("docker")
-            .env("DOCKER_HOST", d.host())
-            .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-            .args(args)
+        d.docker_cmd(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -157,15 +154,7 @@ fn a_load_cut_by_a_crash_leaves_nothing_half_made() {
         .unwrap();
     std::fs::write(src.join("blob"), &noise).unwrap();
     let tarball = d.dir.join("noise-rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&src)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    tar_dir(&src, &tarball);
     let o = d.docker(&["import", tarball.to_str().unwrap(), "noise:1"]);
     ok(&o);
     let archive = d.dir.join("noise.tar");

@@ -2,37 +2,9 @@
 //! default seccomp profile and device rules, `--privileged`, capabilities,
 //! `--security-opt`, `--read-only` and `--init` (berth-init as PID 1).
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::*;
-
-const FIXTURE: &str = "/var/cache/berth-fixtures/busybox";
-
-/// A daemon with the busybox fixture imported as `busybox:latest`.
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        Path::new(FIXTURE).join("bin/busybox").exists(),
-        "busybox fixture missing: run scripts/fixtures.sh"
-    );
-    let d = Daemon::start();
-    let mut tar = Command::new("tar")
-        .args(["-C", FIXTURE, "--exclude=./.complete", "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .args(["import", "-", "busybox:latest"])
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(tar.wait().unwrap().success(), "tar of the fixture");
-    ok(&out);
-    d
-}
 
 /// `docker run --rm [flags] busybox sh -c script`: the output.
 fn run_sh(d: &Daemon, flags: &[&str], script: &str) -> std::process::Output {
@@ -57,7 +29,7 @@ fn status_field(status: &str, key: &str) -> String {
 /// lifts exactly the filter.
 #[test]
 fn default_seccomp_and_unconfined() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let script = "cat /proc/self/status; \
                   unshare -U true && echo UNSHARE-OK; \
                   mkdir -p /tmp/m; mount -t tmpfs x /tmp/m && echo MOUNT-OK; true";
@@ -86,7 +58,7 @@ fn default_seccomp_and_unconfined() {
 /// A profile file: the CLI sends its content, which the daemon converts and applies.
 #[test]
 fn custom_seccomp_profile() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let profile = d.dir.join("profile.json");
     std::fs::write(
         &profile,
@@ -141,7 +113,7 @@ fn custom_seccomp_profile() {
 /// `--privileged`: berthd's whole bounding set, mounts, the host's devices, no filter.
 #[test]
 fn privileged() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let own = std::fs::read_to_string("/proc/self/status").unwrap();
     let bounding = status_field(&own, "CapBnd");
     let o = run_sh(
@@ -175,7 +147,7 @@ fn privileged() {
 /// `--cap-drop ALL` leaves nothing; `--cap-add` adds to Docker's set.
 #[test]
 fn capabilities() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let out = ok(&run_sh(
         &d,
         &["--cap-drop", "ALL"],
@@ -197,7 +169,7 @@ fn capabilities() {
 /// not (the device cgroup), unless privileged.
 #[test]
 fn device_rules() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let script = "mknod /tmp/loop b 7 0 && echo MKNOD-OK; exec 3</tmp/loop && echo OPEN-OK";
     let o = run_sh(&d, &[], script);
     let out = stdout(&o);
@@ -221,7 +193,7 @@ fn device_rules() {
 /// else refused with dockerd's message.
 #[test]
 fn security_opts() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     for opt in [
         "no-new-privileges",
         "no-new-privileges:true",
@@ -264,7 +236,7 @@ fn security_opts() {
 /// `--read-only`: the root filesystem refuses writes.
 #[test]
 fn read_only_rootfs() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let o = run_sh(&d, &["--read-only"], "touch /x && echo WROTE");
     assert!(!stdout(&o).contains("WROTE"), "{}", stdout(&o));
     assert!(
@@ -278,7 +250,7 @@ fn read_only_rootfs() {
 /// `--init`: berth-init is PID 1 and runs the command as its child.
 #[test]
 fn init_is_pid_one() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let size = std::fs::metadata(bin("berth-init")).unwrap().len();
     let out = ok(&run_sh(
         &d,
@@ -297,7 +269,7 @@ fn init_is_pid_one() {
 /// The child's exit code is berth-init's, at once, even with a process left behind.
 #[test]
 fn init_exit_code() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let t = Instant::now();
     let o = d.docker(&[
         "run",
@@ -322,7 +294,7 @@ fn init_exit_code() {
 /// once instead of after the 10 s timeout (PID 1 itself ignores SIGTERM).
 #[test]
 fn init_forwards_signals() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     ok(&d.docker(&[
         "run", "-d", "--name", "sl", "--init", "busybox", "sleep", "100",
     ]));
@@ -336,7 +308,7 @@ fn init_forwards_signals() {
 /// Orphans reparented to berth-init are reaped when they exit.
 #[test]
 fn init_reaps_zombies() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     // The inner shell exits at once, orphaning three sleeps to PID 1; they end after
     // 1 s and must not stay zombies.
     let script = "sh -c 'for i in 1 2 3; do sleep 1 & done'; sleep 0.5; \

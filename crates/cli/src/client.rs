@@ -96,6 +96,16 @@ pub enum RequestBody {
     Tar(Box<dyn Read + Send>),
 }
 
+impl RequestBody {
+    /// `json` encoded, or no body at all.
+    pub fn json_opt(json: Option<&serde_json::Value>) -> Result<RequestBody> {
+        Ok(match json {
+            Some(j) => RequestBody::Json(serde_json::to_vec(j)?),
+            None => RequestBody::Empty,
+        })
+    }
+}
+
 type ReqBody = BoxBody<Bytes, io::Error>;
 
 /// A request body fed by a reader on its own thread: reading a file or a pipe blocks,
@@ -148,6 +158,16 @@ fn reader_body(mut reader: Box<dyn Read + Send>, failed: Arc<Mutex<Option<io::Er
 }
 
 /// The error of a non-2xx answer: its `{"message"}`, or its text.
+/// The whole body of an answer.
+async fn body_bytes(resp: hyper::Response<Incoming>) -> Result<Bytes> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(Error::Http)?
+        .to_bytes())
+}
+
 fn daemon_error(status: u16, raw: &[u8]) -> Error {
     let message = serde_json::from_slice::<api::error::ErrorBody>(raw)
         .map(|b| b.message)
@@ -238,11 +258,8 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T> {
-        let body = match body {
-            Some(v) => RequestBody::Json(serde_json::to_vec(v)?),
-            None => RequestBody::Empty,
-        };
-        self.request(Method::POST, path, body)?.json()
+        self.request(Method::POST, path, RequestBody::json_opt(body)?)?
+            .json()
     }
 
     /// `POST path` for endpoints that answer with no body (201/204).
@@ -363,20 +380,12 @@ impl Client {
         json: Option<&serde_json::Value>,
     ) -> Result<Bytes> {
         let v = self.version.get().copied().unwrap_or(MIN);
-        let body = match json {
-            Some(j) => RequestBody::Json(serde_json::to_vec(j)?),
-            None => RequestBody::Empty,
-        };
+        let body = RequestBody::json_opt(json)?;
         let failed = Arc::new(Mutex::new(None));
         let req = self.build(method, format!("/v{v}{path}"), body, false, &failed)?;
         let resp = self.exchange(req).await?;
         let status = resp.status().as_u16();
-        let raw = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(Error::Http)?
-            .to_bytes();
+        let raw = body_bytes(resp).await?;
         if status < 300 {
             return Ok(raw);
         }
@@ -388,22 +397,14 @@ impl Client {
     /// not upgrade) the connection is a raw byte stream both ways.
     pub fn hijack(&self, path: &str, json: Option<&serde_json::Value>) -> Result<Hijacked> {
         let v = self.api_version()?;
-        let body = match json {
-            Some(j) => RequestBody::Json(serde_json::to_vec(j)?),
-            None => RequestBody::Empty,
-        };
+        let body = RequestBody::json_opt(json)?;
         let failed = Arc::new(Mutex::new(None));
         let req = self.build(Method::POST, format!("/v{v}{path}"), body, true, &failed)?;
         self.rt.block_on(async {
             let resp = self.exchange(req).await?;
             let status = resp.status().as_u16();
             if status >= 300 {
-                let raw = resp
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(Error::Http)?
-                    .to_bytes();
+                let raw = body_bytes(resp).await?;
                 return Err(daemon_error(status, &raw));
             }
             let headers = resp.headers().clone();

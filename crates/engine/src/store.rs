@@ -11,6 +11,8 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use serde::de::DeserializeOwned;
@@ -81,6 +83,10 @@ fn decode<T: DeserializeOwned>(table: &str, key: &str, raw: &[u8]) -> Result<T> 
 /// The metadata database.
 pub struct Store {
     db: redb::Database,
+    /// Counts commits (and [`Store::notify`] calls), so that waiters for a state
+    /// (a container started, exited, removed) wake at once instead of polling.
+    changes: Mutex<u64>,
+    changed: Condvar,
 }
 
 impl Store {
@@ -88,7 +94,32 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let db = redb::Database::create(path)
             .map_err(|e| db_err(&format!("open {}", path.display()), e))?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            changes: Mutex::new(0),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// The current change count, to pass to [`Store::wait_change`].
+    pub fn generation(&self) -> u64 {
+        *self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the waiters of [`Store::wait_change`] (also for changes outside the
+    /// database).
+    pub fn notify(&self) {
+        let mut n = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        *n += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until something changed since `generation`, or `timeout` passed.
+    pub fn wait_change(&self, generation: u64, timeout: Duration) {
+        let n = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .changed
+            .wait_timeout_while(n, timeout, |n| *n == generation);
     }
 
     /// The value under `key`.
@@ -137,6 +168,7 @@ impl Store {
         match f(&mut tx) {
             Ok(r) => {
                 wtx.commit().map_err(|e| db_err("commit", e))?;
+                self.notify();
                 Ok(r)
             }
             Err(e) => {

@@ -552,6 +552,19 @@ impl Drop for MountGuard {
     }
 }
 
+/// Whether something is mounted on `path` (its device differs from its parent's, as
+/// an overlay's does).
+pub fn is_mountpoint(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Some(Ok(p))) = (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    m.dev() != p.dev()
+}
+
 /// Unmounts a container rootfs. Not mounted is not an error; a busy mount is detached
 /// (lazily unmounted once its last user is gone).
 pub fn umount_container(target: &Path) -> Result<()> {

@@ -18,3 +18,6 @@ pub mod proto;
 pub mod server;
 
 pub use error::{Error, Result};
+/// Phase marks (`BERTH_TRACE`), shared with the runtime so one trace holds berthd's,
+/// the shim's and the container chain's marks.
+pub use runtime::trace;

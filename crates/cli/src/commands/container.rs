@@ -2,7 +2,7 @@
 //! logs, wait, rename, top, pause, unpause, attach, diff, commit, export, inspect.
 //! run/create live in run.rs, exec in exec.rs, cp in cp.rs.
 
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -190,16 +190,13 @@ pub fn start(ctx: &Ctx, args: StartArgs) -> Result<()> {
     let id = c["Id"].as_str().unwrap_or(name).to_string();
     let tty = c["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = args.interactive && c["Config"]["OpenStdin"].as_bool().unwrap_or(false);
-    let keys = match &args.detach_keys {
-        Some(k) => stream::parse_detach_keys(k)?,
-        None => stream::DEFAULT_DETACH_KEYS.to_vec(),
-    };
-    let mut aq = vec![("stream", "1"), ("stdout", "1"), ("stderr", "1")];
-    if stdin {
-        aq.push(("stdin", "1"));
-    }
+    let keys = stream::detach_keys(args.detach_keys.as_deref())?;
     let h = client.hijack(
-        &format!("/containers/{}/attach{}", seg(&id), query(&aq)),
+        &format!(
+            "/containers/{}/attach{}",
+            seg(&id),
+            stream::attach_query(stdin, None)
+        ),
         None,
     )?;
     let auto_remove = c["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false);
@@ -215,23 +212,25 @@ pub fn start(ctx: &Ctx, args: StartArgs) -> Result<()> {
     )?;
     let raw = (tty && stdin).then(stream::RawGuard::stdin);
     client.post_no_content(&format!("/containers/{}/start", seg(&id)))?;
-    let resize = tty.then(|| ResizeTarget::Container(id.clone()));
-    if let Some(r) = &resize {
-        r.resize_now(client);
-    }
-    let ended = stream::pump(
+    let ended = stream::pump_started(
         client,
         h,
+        raw,
         StreamOpts {
             tty,
             stdin,
             detach_keys: keys,
-            resize,
+            resize: tty.then(|| ResizeTarget::Container(id.clone())),
             sig_proxy: (!tty).then(|| id.clone()),
         },
     );
-    drop(raw);
-    if ended? == Ended::Detached {
+    exit_as_waited(ended?, wait)
+}
+
+/// After an attached stream: done if the user detached, else the container's exit
+/// code (from `wait`, an answer of `POST /containers/{id}/wait`) becomes ours.
+fn exit_as_waited(ended: Ended, wait: crate::client::Response<'_>) -> Result<()> {
+    if ended == Ended::Detached {
         return Ok(());
     }
     let code = wait_status(wait)?;
@@ -714,15 +713,11 @@ pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     )?;
     if tty {
         let mut out = io::stdout().lock();
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = resp.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            out.write_all(&buf[..n])?;
-            out.flush()?;
-        }
+        stream::for_each_chunk(&mut resp, |b| {
+            out.write_all(b)?;
+            out.flush()
+        })?;
+        return Ok(());
     }
     stream::demux_read(&mut resp)?;
     Ok(())
@@ -925,33 +920,14 @@ pub fn inspect_raw(ctx: &Ctx, name: &str, size: bool) -> Result<String> {
         &format!("/containers/{}/json{q}", seg(name)),
         RequestBody::Empty,
     )?;
-    let raw = String::from_utf8(resp.bytes()?)
-        .map_err(|_| Error::msg("the daemon sent non-UTF-8 JSON"))?;
-    serde_json::from_str::<serde::de::IgnoredAny>(&raw)?;
-    Ok(raw)
+    super::image::json_text(resp)
 }
 
 /// `berth container inspect`.
 pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<()> {
-    let mut found = Vec::new();
-    let mut errors = Vec::new();
-    for name in &args.containers {
-        match inspect_raw(ctx, name, args.size) {
-            Ok(raw) => found.push(raw),
-            Err(e @ (Error::Connect(_) | Error::Permission { .. } | Error::Host(_))) => {
-                return Err(e)
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    super::image::print_inspected(&found, args.format.as_deref())?;
-    if errors.is_empty() {
-        return Ok(());
-    }
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Err(Error::Reported)
+    super::image::inspect_each(&args.containers, args.format.as_deref(), |name| {
+        inspect_raw(ctx, name, args.size)
+    })
 }
 
 // ---- attach ----
@@ -993,50 +969,33 @@ pub fn attach(ctx: &Ctx, args: AttachArgs) -> Result<()> {
     if stdin && tty && !io::stdin().is_terminal() {
         return Err(Error::msg("the input device is not a TTY"));
     }
-    let keys = match &args.detach_keys {
-        Some(k) => stream::parse_detach_keys(k)?,
-        None => stream::DEFAULT_DETACH_KEYS.to_vec(),
-    };
+    let keys = stream::detach_keys(args.detach_keys.as_deref())?;
     // Registered first, so the exit code is known however the stream ends.
     let wait = client.request(
         Method::POST,
         &format!("/containers/{}/wait", seg(&id)),
         RequestBody::Empty,
     )?;
-    let mut aq = vec![("stream", "1"), ("stdout", "1"), ("stderr", "1")];
-    if stdin {
-        aq.push(("stdin", "1"));
-    }
-    if let Some(k) = &args.detach_keys {
-        aq.push(("detachKeys", k));
-    }
     let h = client.hijack(
-        &format!("/containers/{}/attach{}", seg(&id), query(&aq)),
+        &format!(
+            "/containers/{}/attach{}",
+            seg(&id),
+            stream::attach_query(stdin, args.detach_keys.as_deref())
+        ),
         None,
     )?;
     let raw = (tty && stdin).then(stream::RawGuard::stdin);
-    let resize = tty.then(|| ResizeTarget::Container(id.clone()));
-    if let Some(r) = &resize {
-        r.resize_now(client);
-    }
-    let ended = stream::pump(
+    let ended = stream::pump_started(
         client,
         h,
+        raw,
         StreamOpts {
             tty,
             stdin,
             detach_keys: keys,
-            resize,
+            resize: tty.then(|| ResizeTarget::Container(id.clone())),
             sig_proxy: (args.sig_proxy && !tty).then(|| id.clone()),
         },
     );
-    drop(raw);
-    if ended? == Ended::Detached {
-        return Ok(());
-    }
-    let code = wait_status(wait)?;
-    if code != 0 {
-        exit(code);
-    }
-    Ok(())
+    exit_as_waited(ended?, wait)
 }

@@ -78,10 +78,7 @@ fn env_list(args: &ExecArgs) -> Result<Vec<String>> {
 
 /// `berth exec`.
 pub fn exec(ctx: &Ctx, args: ExecArgs) -> Result<()> {
-    let keys = match &args.detach_keys {
-        Some(k) => stream::parse_detach_keys(k)?,
-        None => stream::DEFAULT_DETACH_KEYS.to_vec(),
-    };
+    let keys = stream::detach_keys(args.detach_keys.as_deref())?;
     if !args.detach && args.tty && args.interactive && !io::stdin().is_terminal() {
         return Err(Error::msg("the input device is not a TTY"));
     }
@@ -118,28 +115,24 @@ pub fn exec(ctx: &Ctx, args: ExecArgs) -> Result<()> {
         let resp = client.request(
             hyper::Method::POST,
             &format!("/exec/{id}/start"),
-            crate::client::RequestBody::Json(serde_json::to_vec(&start)?),
+            crate::client::RequestBody::json_opt(Some(&start))?,
         )?;
         return resp.discard();
     }
     let h = client.hijack(&format!("/exec/{id}/start"), Some(&start))?;
     let raw = (args.tty && args.interactive).then(stream::RawGuard::stdin);
-    let resize = args.tty.then(|| ResizeTarget::Exec(id.clone()));
-    if let Some(r) = &resize {
-        r.resize_now(client);
-    }
-    let ended = stream::pump(
+    let ended = stream::pump_started(
         client,
         h,
+        raw,
         StreamOpts {
             tty: args.tty,
             stdin: args.interactive,
             detach_keys: keys,
-            resize,
+            resize: args.tty.then(|| ResizeTarget::Exec(id.clone())),
             sig_proxy: None,
         },
     );
-    drop(raw);
     if ended? == stream::Ended::Detached {
         return Ok(());
     }

@@ -521,9 +521,14 @@ pub fn inspect_raw(ctx: &Ctx, name: &str, platform: Option<&str>) -> Result<Stri
         &format!("/images/{}/json{}", path_segment(name), query(&q)),
         RequestBody::Empty,
     )?;
+    json_text(resp)
+}
+
+/// An answer's JSON body as text (so printing keeps the daemon's key order), checked
+/// here to be JSON so that printing can trust it.
+pub fn json_text(resp: crate::client::Response<'_>) -> Result<String> {
     let raw = String::from_utf8(resp.bytes()?)
         .map_err(|_| Error::msg("the daemon sent non-UTF-8 JSON"))?;
-    // Checked here so that printing can trust it.
     serde_json::from_str::<serde::de::IgnoredAny>(&raw)?;
     Ok(raw)
 }
@@ -545,12 +550,17 @@ pub fn print_inspected(raws: &[String], format: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// `berth image inspect`.
-pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<()> {
+/// Inspects each of `names` with `one` and prints what was found (see
+/// [`print_inspected`]), then the errors; a connection error ends it at once.
+pub fn inspect_each(
+    names: &[String],
+    format: Option<&str>,
+    mut one: impl FnMut(&str) -> Result<String>,
+) -> Result<()> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
-    for name in &args.images {
-        match inspect_raw(ctx, name, args.platform.as_deref()) {
+    for name in names {
+        match one(name) {
             Ok(raw) => found.push(raw),
             Err(e @ (Error::Connect(_) | Error::Permission { .. } | Error::Host(_))) => {
                 return Err(e)
@@ -558,7 +568,7 @@ pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<()> {
             Err(e) => errors.push(e),
         }
     }
-    print_inspected(&found, args.format.as_deref())?;
+    print_inspected(&found, format)?;
     if errors.is_empty() {
         return Ok(());
     }
@@ -566,6 +576,13 @@ pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<()> {
         eprintln!("{e}");
     }
     Err(Error::Reported)
+}
+
+/// `berth image inspect`.
+pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<()> {
+    inspect_each(&args.images, args.format.as_deref(), |name| {
+        inspect_raw(ctx, name, args.platform.as_deref())
+    })
 }
 
 /// `berth history`.

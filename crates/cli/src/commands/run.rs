@@ -362,10 +362,7 @@ pub fn wait_status(resp: crate::client::Response<'_>) -> Result<i32> {
 /// `berth run`: create, attach (unless `-d`), start, then wait for the exit code.
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let o = &args.opts;
-    let keys = match &args.detach_keys {
-        Some(k) => stream::parse_detach_keys(k)?,
-        None => stream::DEFAULT_DETACH_KEYS.to_vec(),
-    };
+    let keys = stream::detach_keys(args.detach_keys.as_deref())?;
     if !args.detach && o.tty && o.interactive && !io::stdin().is_terminal() {
         eprintln!("the input device is not a TTY");
         exit(1);
@@ -391,14 +388,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         println!("{id}");
         return Ok(());
     }
-    let mut aq = vec![("stream", "1"), ("stdout", "1"), ("stderr", "1")];
-    if o.interactive {
-        aq.push(("stdin", "1"));
-    }
-    if let Some(k) = &args.detach_keys {
-        aq.push(("detachKeys", k));
-    }
-    let hijacked = match client.hijack(&format!("/containers/{seg}/attach{}", query(&aq)), None) {
+    let aq = stream::attach_query(o.interactive, args.detach_keys.as_deref());
+    let hijacked = match client.hijack(&format!("/containers/{seg}/attach{aq}"), None) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("{e}");
@@ -436,22 +427,18 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         }
         exit(code);
     }
-    let resize = o.tty.then(|| ResizeTarget::Container(id.clone()));
-    if let Some(r) = &resize {
-        r.resize_now(client);
-    }
-    let ended = stream::pump(
+    let ended = stream::pump_started(
         client,
         hijacked,
+        raw,
         StreamOpts {
             tty: o.tty,
             stdin: o.interactive,
             detach_keys: keys,
-            resize,
+            resize: o.tty.then(|| ResizeTarget::Container(id.clone())),
             sig_proxy: (args.sig_proxy && !o.tty).then(|| id.clone()),
         },
     );
-    drop(raw);
     match ended? {
         Ended::Detached => Ok(()),
         Ended::Eof => {

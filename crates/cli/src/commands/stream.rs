@@ -17,6 +17,27 @@ use crate::error::{Error, Result};
 /// Docker's default detach sequence: Ctrl-P Ctrl-Q.
 pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
 
+/// The detach sequence: `spec` parsed, or docker's default (ctrl-p,ctrl-q).
+pub fn detach_keys(spec: Option<&str>) -> Result<Vec<u8>> {
+    match spec {
+        Some(k) => parse_detach_keys(k),
+        None => Ok(DEFAULT_DETACH_KEYS.to_vec()),
+    }
+}
+
+/// The query of `POST /containers/{id}/attach`: every output stream, stdin when
+/// `stdin`, and the detach keys when given.
+pub fn attach_query(stdin: bool, detach_keys: Option<&str>) -> String {
+    let mut aq = vec![("stream", "1"), ("stdout", "1"), ("stderr", "1")];
+    if stdin {
+        aq.push(("stdin", "1"));
+    }
+    if let Some(k) = detach_keys {
+        aq.push(("detachKeys", k));
+    }
+    query(&aq)
+}
+
 /// Parses `--detach-keys` (`ctrl-p,ctrl-q`, `a,ctrl-@`) as docker's `term.ToBytes`.
 pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
     let bad = || Error::msg(format!("Invalid detach keys ({s}) provided"));
@@ -242,17 +263,41 @@ impl Demux {
     }
 }
 
-/// Copies a multiplexed stream read whole (logs) to stdout and stderr.
-pub fn demux_read(r: &mut impl Read) -> io::Result<()> {
-    let mut d = Demux { buf: Vec::new() };
+/// Reads `r` to its end in chunks of up to 32 KiB, handing each to `f`.
+pub fn for_each_chunk(
+    r: &mut impl Read,
+    mut f: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = r.read(&mut buf)?;
         if n == 0 {
             return Ok(());
         }
-        d.feed(&buf[..n])?;
+        f(&buf[..n])?;
     }
+}
+
+/// Copies a multiplexed stream read whole (logs) to stdout and stderr.
+pub fn demux_read(r: &mut impl Read) -> io::Result<()> {
+    let mut d = Demux { buf: Vec::new() };
+    for_each_chunk(r, |b| d.feed(b))
+}
+
+/// [`pump`] for a started container or exec: the terminal size is sent first (with a
+/// TTY), and the terminal leaves raw mode (`raw` is dropped) once the stream ends.
+pub fn pump_started(
+    client: &Client,
+    h: Hijacked,
+    raw: Option<RawGuard>,
+    opts: StreamOpts,
+) -> Result<Ended> {
+    if let Some(r) = &opts.resize {
+        r.resize_now(client);
+    }
+    let ended = pump(client, h, opts);
+    drop(raw);
+    ended
 }
 
 /// Pumps a hijacked connection until the output ends or the user detaches.

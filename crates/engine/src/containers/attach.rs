@@ -47,14 +47,17 @@ impl Engine {
             let p = self.attach_marker(&c.id);
             let _ = std::fs::create_dir_all(self.shims_dir());
             let _ = std::fs::write(&p, b"");
-            RemoveOnDrop(p)
+            RemoveOnDrop(p, &self.db)
         });
         while waiting(&c) {
             replay = true;
-            std::thread::sleep(Duration::from_millis(20));
+            let seen = self.db.generation();
             c = self
                 .container_by_id(&c.id)?
                 .ok_or_else(|| no_such_container(name))?;
+            if waiting(&c) {
+                self.db.wait_change(seen, Duration::from_millis(500));
+            }
         }
         // A container that exited before the attach got to it: its shim lingers a
         // while and replays the log.
@@ -142,11 +145,13 @@ impl Engine {
     }
 }
 
-struct RemoveOnDrop(PathBuf);
+/// The attach marker; its removal wakes the watcher waiting on it.
+struct RemoveOnDrop<'a>(PathBuf, &'a crate::store::Store);
 
-impl Drop for RemoveOnDrop {
+impl Drop for RemoveOnDrop<'_> {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        self.1.notify();
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use shim::trace::mark;
+
 use super::{names, spec, Container, ContainerConfig, HostConfig, State, CONTAINERS};
 use crate::error::{Error, Result};
 use crate::images::store_err;
@@ -47,6 +49,7 @@ fn write(path: &Path, data: &str) -> Result<()> {
 impl Engine {
     /// Creates a container; returns its id.
     pub fn create_container(&self, opts: CreateOptions) -> Result<String> {
+        mark("create: begin");
         let mut cfg = opts.config;
         let host = {
             let mut h = opts.host_config;
@@ -137,6 +140,7 @@ impl Engine {
             restart_count: 0,
         };
 
+        mark("create: resolved");
         // The name is taken in the same transaction that checks it is free.
         self.db.transaction(|tx| {
             let all = tx.list(CONTAINERS)?;
@@ -163,6 +167,7 @@ impl Engine {
             };
             tx.put(CONTAINERS, &id, &c)
         })?;
+        mark("create: recorded");
         if let Err(e) = self.write_bundle(&c, &image.chain_ids().last().map(|d| d.to_string())) {
             let _ = self.db.delete(CONTAINERS, &id);
             let _ = image::snapshot::umount_container(&dir.join("rootfs"));
@@ -170,11 +175,12 @@ impl Engine {
             return Err(e);
         }
         self.emit_container(&c, "create", &[]);
+        mark("create: bundle written");
         Ok(id)
     }
 
-    /// Writes the bundle of `c`: the rootfs is mounted for the user lookup and
-    /// unmounted again; `start` mounts it for the run.
+    /// Writes the bundle of `c`. The rootfs is mounted for the user lookup and stays
+    /// mounted for `start` (and `cp`, `diff`...) until the container is removed.
     fn write_bundle(&self, c: &Container, chain: &Option<String>) -> Result<()> {
         let dir = self.container_dir(&c.id);
         let rootfs = dir.join("rootfs");
@@ -212,9 +218,10 @@ impl Engine {
             .snapshots()
             .mount_container(chain.as_deref(), &dir, &rootfs)
             .map_err(|e| Error::Internal(format!("mounting the rootfs: {e}")))?;
-        let spec = spec::generate(c, &dir);
-        drop(guard);
-        let spec = spec?;
+        mark("create: rootfs mounted");
+        let spec = spec::generate(c, &dir)?;
+        mark("create: spec made");
+        guard.disarm();
         let data = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?;
         let path = dir.join("config.json");
         std::fs::write(&path, data).map_err(|e| Error::io("writing", &path, e))

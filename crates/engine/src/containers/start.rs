@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use shim::client::{self, Client, ShimOptions};
 use shim::proto::{Exit, Status as ShimStatus};
+use shim::trace::mark;
 
 use super::{no_such_container, now_rfc3339, Container, Status, CONTAINERS};
 use crate::error::{Error, Result};
@@ -115,11 +116,12 @@ impl Engine {
     /// Starts a container, for its user or (`by_policy`) for its restart policy; a
     /// user's start resets the policy's count and lifts a manual stop.
     pub(crate) fn start_inner(self: &Arc<Self>, name: &str, by_policy: bool) -> Result<bool> {
+        mark("start: begin");
         let c = self.lookup_container(name)?;
         if c.running() {
             return Ok(false);
         }
-        if !by_policy {
+        if !by_policy && (c.restart_count != 0 || c.state.manually_stopped) {
             self.db.transaction(|tx| {
                 if let Some(mut r) = tx.get(CONTAINERS, &c.id)? {
                     r.restart_count = 0;
@@ -131,13 +133,19 @@ impl Engine {
         }
         let dir = self.container_dir(&c.id);
         let rootfs = dir.join("rootfs");
-        let chain = self.container_chain(&c)?;
-        let _ = image::snapshot::umount_container(&rootfs);
-        let guard = self
-            .images
-            .snapshots()
-            .mount_container(chain.as_deref(), &dir, &rootfs)
-            .map_err(|e| Error::Internal(format!("mounting the rootfs: {e}")))?;
+        // Mounted since create (or a previous run); after a reboot it is mounted again.
+        let guard = if image::snapshot::is_mountpoint(&rootfs) {
+            None
+        } else {
+            let chain = self.container_chain(&c)?;
+            Some(
+                self.images
+                    .snapshots()
+                    .mount_container(chain.as_deref(), &dir, &rootfs)
+                    .map_err(|e| Error::Internal(format!("mounting the rootfs: {e}")))?,
+            )
+        };
+        mark("start: rootfs mounted");
         let shims = self.shims_dir();
         std::fs::create_dir_all(&shims).map_err(|e| Error::io("creating", &shims, e))?;
         let socket = self.shim_socket(&c.id);
@@ -182,7 +190,9 @@ impl Engine {
             });
             Error::Internal(msg)
         };
+        mark("start: spawning shim");
         let spawned = client::spawn(&opts).map_err(|e| fail(format!("starting the shim: {e}")))?;
+        mark("start: shim up");
         let mut cl = Client::connect(&socket).map_err(|e| fail(e.to_string()))?;
         let _ = cl.stream().set_read_timeout(Some(Duration::from_secs(30)));
         if let Err(e) = cl.start() {
@@ -196,8 +206,11 @@ impl Engine {
             .and_then(|s| s.started_at)
             .unwrap_or_else(now_rfc3339);
         drop(cl);
+        mark("start: started");
         // The rootfs stays mounted while the container exists.
-        guard.disarm();
+        if let Some(g) = guard {
+            g.disarm();
+        }
         let id = c.id.clone();
         self.db.transaction(|tx| {
             let mut r = tx
@@ -221,6 +234,7 @@ impl Engine {
             .name(format!("watch-{}", &id[..12]))
             .spawn(move || engine.watch(&id))
             .map_err(|e| Error::Internal(format!("spawning the watcher: {e}")))?;
+        mark("start: recorded");
         Ok(true)
     }
 
@@ -261,19 +275,18 @@ impl Engine {
             // An attach client that has not got the output yet reads it from the log.
             let marker = self.attach_marker(id);
             let until = Instant::now() + Duration::from_secs(5);
-            while marker.exists() && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
+            loop {
+                let seen = self.db.generation();
+                if !marker.exists() || Instant::now() >= until {
+                    break;
+                }
+                self.db.wait_change(seen, Duration::from_millis(100));
             }
             // `wait --condition removed` may learn of the exit only after the removal:
             // the exit file stays a little longer.
-            let exit_file = self.exit_file(id);
-            let saved = std::fs::read(&exit_file).ok();
-            let _ = self.remove_container(id, true);
-            if let Some(data) = saved {
-                if std::fs::write(&exit_file, data).is_ok() {
-                    std::thread::sleep(Duration::from_secs(10));
-                    let _ = std::fs::remove_file(&exit_file);
-                }
+            if self.remove_inner(id, true, true).is_ok() {
+                std::thread::sleep(Duration::from_secs(10));
+                let _ = std::fs::remove_file(self.exit_file(id));
             }
         } else if c.state.status == Status::Exited {
             self.apply_restart_policy(&c);
@@ -442,7 +455,7 @@ impl Engine {
         if condition != WaitCondition::NotRunning {
             // A container not started yet: wait for a start first.
             while c.state.status == Status::Created {
-                std::thread::sleep(Duration::from_millis(50));
+                let seen = self.db.generation();
                 c = match self.container_by_id(&c.id)? {
                     Some(c) => c,
                     None if condition == WaitCondition::Removed => {
@@ -452,6 +465,9 @@ impl Engine {
                     }
                     None => return Err(no_such_container(name)),
                 };
+                if c.state.status == Status::Created {
+                    self.db.wait_change(seen, Duration::from_millis(500));
+                }
             }
         }
         let mut code = c.state.exit_code;
@@ -466,8 +482,12 @@ impl Engine {
             };
         }
         if condition == WaitCondition::Removed {
-            while self.db.get(CONTAINERS, &c.id)?.is_some() {
-                std::thread::sleep(Duration::from_millis(50));
+            loop {
+                let seen = self.db.generation();
+                if self.db.get(CONTAINERS, &c.id)?.is_none() {
+                    break;
+                }
+                self.db.wait_change(seen, Duration::from_millis(500));
             }
         }
         Ok(code)
@@ -475,6 +495,12 @@ impl Engine {
 
     /// Removes a container: a running one only with `force` (it is killed first).
     pub fn remove_container(&self, name: &str, force: bool) -> Result<()> {
+        self.remove_inner(name, force, false)
+    }
+
+    /// Removes a container; `keep_exit` leaves its exit file for a while (the `--rm`
+    /// watcher: a `wait --condition removed` may read it after the record is gone).
+    fn remove_inner(&self, name: &str, force: bool, keep_exit: bool) -> Result<()> {
         let c = self.lookup_container(name)?;
         if c.running() {
             if !force {
@@ -502,7 +528,9 @@ impl Engine {
             return Ok(());
         }
         self.emit_container(&c, "destroy", &[]);
-        let _ = std::fs::remove_file(self.exit_file(&c.id));
+        if !keep_exit {
+            let _ = std::fs::remove_file(self.exit_file(&c.id));
+        }
         let _ = std::fs::remove_file(self.shim_socket(&c.id));
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

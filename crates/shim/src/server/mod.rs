@@ -36,6 +36,7 @@ use monitor::{Monitor, Stdio};
 /// Runs the shim with the process's command line; returns the exit code of the process
 /// the caller started (the detached shim never returns here before it is done).
 pub fn main() -> i32 {
+    crate::trace::mark("shim: main");
     let args = match Args::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
@@ -65,6 +66,7 @@ pub fn main() -> i32 {
             close_inherited(report_w.as_raw_fd());
             let mut report = File::from(report_w);
             let monitor = detach().and_then(|()| setup(&args));
+            crate::trace::mark("shim: set up");
             match monitor {
                 Ok(mut m) => {
                     let _ = writeln!(report, "ok {} {}", std::process::id(), m.pid());

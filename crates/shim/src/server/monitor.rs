@@ -478,6 +478,7 @@ impl Monitor {
         // The OOM count lives in the cgroup, which `delete` removes: read it now.
         self.oom_killed = self.backend.oom_killed();
         self.reaped = Some((code, SystemTime::now(), Instant::now()));
+        crate::trace::mark("shim: reaped");
         self.paused = false;
     }
 
@@ -724,6 +725,7 @@ impl Monitor {
                     return fail("the container is already started");
                 }
                 let r = self.backend.start();
+                crate::trace::mark("shim: started");
                 if r.is_ok() {
                     self.started_at = Some(now_rfc3339(SystemTime::now()));
                 }
@@ -907,6 +909,7 @@ impl Monitor {
         // A failure to write the exit file has no one to report to; berthd then sees
         // the shim's State/Wait answers while it lives.
         let _ = write_exit_file(&self.exit_file, &exit);
+        crate::trace::mark("shim: exit recorded");
         self.delete_failed = self.backend.delete().is_err();
         self.stdin = None;
         self.stdin_buf = Vec::new();
