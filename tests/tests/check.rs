@@ -58,3 +58,27 @@ fn check_passes_then_finds_corruption() {
     assert!(text.contains("problem: blob sha256:"), "{text}");
     assert!(stderr(&out).contains("1 problem(s)"), "{}", stderr(&out));
 }
+
+/// Containers are checked too: a lost bundle is reported.
+#[test]
+fn check_covers_containers() {
+    let d = Daemon::with_busybox();
+    let id = ok(&d.docker(&["create", "--name", "c1", "busybox", "true"]));
+    let out = ok(&d.berth(&["system", "check"]));
+    assert!(
+        out.contains("1 containers") && out.contains("store is consistent"),
+        "{out}"
+    );
+    let config = d
+        .dir
+        .join("data/containers")
+        .join(id.trim())
+        .join("config.json");
+    let saved = std::fs::read(&config).unwrap();
+    std::fs::remove_file(&config).unwrap();
+    let out = d.berth(&["system", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("bundle"), "{}", stdout(&out));
+    std::fs::write(&config, saved).unwrap();
+    ok(&d.berth(&["system", "check"]));
+}

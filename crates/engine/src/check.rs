@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::containers::{Status, CONTAINERS};
 use crate::error::Result;
 use crate::store::{IMAGES, TAGS};
 use crate::Engine;
@@ -17,6 +18,7 @@ pub struct CheckReport {
     pub images: usize,
     pub tags: usize,
     pub snapshots: usize,
+    pub containers: usize,
     /// One line per problem; empty when the store is whole.
     pub problems: Vec<String>,
 }
@@ -78,6 +80,35 @@ impl Engine {
                     .push(format!("tag {name}: image {id} does not exist"));
             }
         }
+        self.check_containers(&mut r)?;
         Ok(r)
+    }
+
+    /// Every container has its image, its bundle and, while recorded as running, a
+    /// shim or an exit status.
+    fn check_containers(&self, r: &mut CheckReport) -> Result<()> {
+        for (id, c) in self.db.list(CONTAINERS)? {
+            r.containers += 1;
+            if self.db.get(IMAGES, &c.image_id)?.is_none() {
+                r.problems
+                    .push(format!("container {id}: image {} is missing", c.image_id));
+            }
+            let config = self.container_dir(&id).join("config.json");
+            if !config.is_file() {
+                r.problems.push(format!(
+                    "container {id}: bundle {} is missing",
+                    config.display()
+                ));
+            }
+            if c.state.status == Status::Running
+                && !self.shim_socket(&id).exists()
+                && !self.exit_file(&id).exists()
+            {
+                r.problems.push(format!(
+                    "container {id}: recorded as running but neither its shim nor its exit status is there"
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -310,11 +310,12 @@ fn check(ctx: &Ctx) -> Result<()> {
     let r: Value = ctx.client()?.get("/system/check")?;
     let n = |k: &str| r[k].as_u64().unwrap_or(0);
     println!(
-        "checked {} blobs, {} images, {} tags, {} layer snapshots",
+        "checked {} blobs, {} images, {} tags, {} layer snapshots, {} containers",
         n("blobs"),
         n("images"),
         n("tags"),
-        n("snapshots")
+        n("snapshots"),
+        n("containers")
     );
     let problems = r["problems"].as_array().cloned().unwrap_or_default();
     if problems.is_empty() {
