@@ -670,8 +670,10 @@ impl Engine {
 
     /// Removes image `name` as `docker rmi` does: a tag given of an image with other
     /// tags is only untagged; otherwise the image goes, unless a conflict forbids it
-    /// (several tags and given by id, used by a container: overridden by `force`;
-    /// dependent child images: never). Unless `noprune`, untagged parents go too.
+    /// (several tags and given by id, used by a stopped container: overridden by
+    /// `force`; dependent child images, a running container: never, though a forced
+    /// tag of an image a running container uses is untagged). Unless `noprune`,
+    /// untagged parents go too.
     pub fn remove_image(&self, name: &str, force: bool, noprune: bool) -> Result<Vec<Removed>> {
         let _g = self.image_write_lock();
         let res = self.resolve(name)?;
@@ -694,6 +696,16 @@ impl Engine {
                             name
                         )));
                     }
+                } else if self
+                    .running_container_using_image(res.id.as_str())
+                    .is_some()
+                {
+                    // As dockerd: forced, the tag goes but a running container keeps
+                    // its image (now dangling), without an error.
+                    self.db.transaction(|tx| drop_tag(tx, &key))?;
+                    out.push(Removed::Untagged(r.familiar()));
+                    self.emit_image(res.id.as_str(), &r.familiar(), "untag");
+                    return Ok(out);
                 }
             }
             None => {
@@ -723,6 +735,11 @@ impl Engine {
         if has_children {
             return Err(Error::Conflict(format!(
                 "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+            )));
+        }
+        if let Some(c) = self.running_container_using_image(id.as_str()) {
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {c}"
             )));
         }
         if !force {

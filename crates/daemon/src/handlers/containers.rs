@@ -45,6 +45,7 @@ pub async fn route(
     match (method, rest) {
         (&Method::POST, "create") => return create(engine, &q, req).await,
         (&Method::GET, "json") => return list(engine, &q).await,
+        (&Method::POST, "prune") => return prune(engine, &q).await,
         _ => {}
     }
     let (name, action) = match rest.split_once('/') {
@@ -409,6 +410,69 @@ async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiErro
         })
         .collect();
     json(&out)
+}
+
+/// The `until` of a prune filter as dockerd reads it: unix seconds, a duration back
+/// from now (`10m`, `24h`) or an RFC 3339 time.
+fn prune_until(v: &str) -> Result<SystemTime, ApiError> {
+    if let Ok(secs) = v.parse::<f64>() {
+        return Ok(UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)));
+    }
+    if let Ok(d) = humantime::parse_duration(v) {
+        return Ok(SystemTime::now() - d);
+    }
+    humantime::parse_rfc3339_weak(v).map_err(|_| {
+        ApiError::bad_request(format!(
+            "failed to parse value as time or duration: \"{v}\""
+        ))
+    })
+}
+
+/// `POST /containers/prune`: removes the containers that are not running (created,
+/// exited), optionally only those matching `label` and created before `until`.
+async fn prune(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiError> {
+    let mut filters = std::collections::BTreeMap::new();
+    let mut until = None;
+    for (k, v) in q.filters()? {
+        match k.as_str() {
+            "label" => {
+                filters.insert(k, v);
+            }
+            "until" => {
+                for t in &v {
+                    until = Some(prune_until(t)?);
+                }
+            }
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+        }
+    }
+    let e = engine.clone();
+    let (deleted, reclaimed) = blocking(move || {
+        let cs: Vec<Container> = e
+            .list_containers(&ListOptions { all: true, filters })?
+            .into_iter()
+            .filter(|c| !c.running())
+            .filter(|c| {
+                until.is_none_or(|u| humantime::parse_rfc3339_weak(&c.created).is_ok_and(|t| t < u))
+            })
+            .collect();
+        let sizes = e.container_sizes(&cs)?;
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
+        for (c, u) in cs.iter().zip(sizes) {
+            // One that started or went meanwhile is left alone, as in dockerd.
+            if e.remove_container(&c.id, false).is_ok() {
+                deleted.push(c.id.clone());
+                reclaimed += u.size_rw;
+            }
+        }
+        Ok((deleted, reclaimed))
+    })
+    .await?;
+    json(&json!({
+        "ContainersDeleted": (!deleted.is_empty()).then_some(deleted),
+        "SpaceReclaimed": reclaimed,
+    }))
 }
 
 fn inspect_json(c: &Container) -> Value {

@@ -38,13 +38,16 @@ impl Engine {
         let stop = Arc::new(AtomicBool::new(!c.running()));
         if opts.follow && c.running() {
             let exit_file = self.exit_file(&c.id);
+            let dir = self.container_dir(&c.id);
             let flag = Arc::clone(&stop);
-            // Ends when the container exits or the reader is dropped.
+            // Ends when the container exits or the reader is dropped. A container
+            // removed right after its exit (`run --rm`, docker-py's `run(remove=True)`)
+            // takes its exit file along: its directory going ends the follow too.
             let _ = std::thread::Builder::new()
                 .name("logs-follow".into())
                 .spawn(move || {
                     while Arc::strong_count(&flag) > 1 {
-                        if read_exit(&exit_file).is_some() {
+                        if read_exit(&exit_file).is_some() || !dir.exists() {
                             flag.store(true, Ordering::SeqCst);
                             return;
                         }

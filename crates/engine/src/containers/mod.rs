@@ -366,4 +366,17 @@ impl Engine {
             .find(|(_, c)| c.image_id == id)
             .map(|(_, c)| c.short_id().to_string())
     }
+
+    /// The short id of a running (or paused) container made from image `id`, if any:
+    /// Docker's hard conflict, which no `force` overrides.
+    pub(crate) fn running_container_using_image(&self, id: &str) -> Option<String> {
+        self.db
+            .list(CONTAINERS)
+            .ok()?
+            .into_iter()
+            .filter(|(_, c)| c.image_id == id)
+            .filter_map(|(_, c)| self.refresh(c).ok())
+            .find(|c| c.running())
+            .map(|c| c.short_id().to_string())
+    }
 }
