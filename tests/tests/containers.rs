@@ -230,3 +230,64 @@ fn run_attached() {
         .count()
         == 2));
 }
+
+/// `--log-driver none` keeps no log (and `logs` says so), `--log-opt` rotates per
+/// container, bad drivers and options are refused at create.
+#[test]
+fn log_driver_and_options() {
+    let d = Daemon::with_busybox();
+    ok(&d.docker(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "hi",
+    ]));
+    let o = d.docker(&["logs", "quiet"]);
+    assert!(
+        stderr(&o).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&o)
+    );
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done",
+    ]));
+    assert_eq!(ok(&d.docker(&["wait", "chatty"])).trim(), "0");
+    let dir = d.dir.join("data/containers").join(id.trim());
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .collect();
+    assert_eq!(logs.len(), 2, "max-file=2 keeps two files");
+    assert!(ok(&d.docker(&["logs", "chatty"])).ends_with("line 299\n"));
+    let lc = ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "chatty"]));
+    assert!(lc.contains("\"max-size\":\"1k\""), "{lc}");
+
+    let o = d.docker(&["create", "--log-opt", "max-size=bogus", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("invalid size: 'bogus'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["create", "--log-driver", "nosuch", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("no log driver named 'nosuch' is registered"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -11,6 +11,7 @@ pub fn from_engine(e: engine::Error) -> ApiError {
         E::InvalidParameter(m) => ApiError::bad_request(m),
         e @ E::Io { .. } => ApiError::internal(e.to_string()),
         E::Internal(m) => ApiError::internal(m),
+        E::NotImplemented(m) => ApiError::new(501, m),
     }
 }
 

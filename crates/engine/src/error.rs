@@ -23,6 +23,10 @@ pub enum Error {
     /// A fault of the engine itself.
     #[error("{0}")]
     Internal(String),
+    /// The operation exists but not for this object (say, reading logs with a driver
+    /// that keeps none).
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

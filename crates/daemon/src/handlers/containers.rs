@@ -15,7 +15,7 @@ use engine::containers::filter::docker_status;
 use engine::containers::logs::{LogStream, LogsOptions};
 use engine::containers::restart::RestartPolicy;
 use engine::containers::start::WaitCondition;
-use engine::containers::{Container, ContainerConfig, HostConfig, ListOptions, Status};
+use engine::containers::{Container, ContainerConfig, HostConfig, ListOptions, LogConfig, Status};
 use engine::Engine;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -249,6 +249,19 @@ fn create_options(body: &Value, name: Option<String>) -> Result<CreateOptions, A
         init: hg("Init").and_then(Value::as_bool),
         security_opt: strings(hg("SecurityOpt")).unwrap_or_default(),
         runtime: string(hg("Runtime")),
+        log_config: {
+            let lc = hg("LogConfig");
+            LogConfig {
+                driver: string(lc.and_then(|l| l.get("Type"))),
+                opts: match lc.and_then(|l| l.get("Config")) {
+                    Some(Value::Object(m)) => m
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect(),
+                    _ => Default::default(),
+                },
+            }
+        },
         restart_policy: {
             let rp = hg("RestartPolicy");
             RestartPolicy {
@@ -511,7 +524,7 @@ fn inspect_json(c: &Container) -> Value {
         "ExecIDs": null,
         "HostConfig": {
             "Binds": null,
-            "LogConfig": {"Type": "json-file", "Config": {}},
+            "LogConfig": {"Type": h.log_config.driver, "Config": h.log_config.opts},
             "NetworkMode": h.network_mode,
             "PortBindings": {},
             "RestartPolicy": {

@@ -77,6 +77,7 @@ impl Engine {
         spec::capabilities(&host)?;
         host.restart_policy.validate(host.auto_remove)?;
         self.runtime_named(&host.runtime)?;
+        let host = self.resolve_log_config(host)?;
         let wanted_name = opts.name.filter(|n| !n.is_empty());
         let given_name = wanted_name.as_deref().map(names::validate).transpose()?;
         let res = self.resolve(&cfg.image)?;
@@ -177,6 +178,26 @@ impl Engine {
         self.emit_container(&c, "create", &[]);
         mark("create: bundle written");
         Ok(id)
+    }
+
+    /// Fills in the daemon's log driver (and its options when the container gives
+    /// none for it) and checks the result as `docker run` does.
+    fn resolve_log_config(&self, mut h: HostConfig) -> Result<HostConfig> {
+        if h.log_config.driver.is_empty() {
+            h.log_config.driver = self.config.log_driver.clone();
+            if h.log_config.opts.is_empty() {
+                h.log_config.opts = self.config.log_opts.clone();
+            }
+        }
+        let opts: std::collections::HashMap<String, String> = h
+            .log_config
+            .opts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        log::validate_log_opts(&h.log_config.driver, &opts)
+            .map_err(|e| Error::InvalidParameter(e.to_string()))?;
+        Ok(h)
     }
 
     /// Writes the bundle of `c`. The rootfs is mounted for the user lookup and stays

@@ -35,6 +35,11 @@ impl Engine {
     /// until the container exits.
     pub fn container_logs(&self, name: &str, opts: &LogsOptions) -> Result<Logs> {
         let c = self.lookup_container(name)?;
+        if c.host_config.log_config.driver == "none" {
+            return Err(Error::NotImplemented(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
         let stop = Arc::new(AtomicBool::new(!c.running()));
         if opts.follow && c.running() {
             let exit_file = self.exit_file(&c.id);

@@ -92,9 +92,20 @@ pub struct HostConfig {
     pub security_opt: Vec<String>,
     /// `--restart`.
     pub restart_policy: restart::RestartPolicy,
+    /// `--log-driver` and `--log-opt`; an empty type takes the daemon's.
+    pub log_config: LogConfig,
     /// `--runtime`: `berth` (built in) or a runc-compatible one from the daemon's
     /// `runtimes` (`runc` is known without configuration). Empty: the default.
     pub runtime: String,
+}
+
+/// A container's logging driver and its options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `json-file` or `none`; empty: the daemon's `log-driver`.
+    pub driver: String,
+    pub opts: BTreeMap<String, String>,
 }
 
 /// Where a container is in its life.

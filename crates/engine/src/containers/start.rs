@@ -156,13 +156,14 @@ impl Engine {
         }
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&exit_file);
-        let mut log_opts: Vec<(String, String)> = self
-            .config
-            .log_opts
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        log_opts.sort();
+        let lc = &c.host_config.log_config;
+        // Containers made before log configs were recorded use the daemon's.
+        let (driver, log_opts) = if lc.driver.is_empty() {
+            (self.config.log_driver.clone(), self.config.log_opts.clone())
+        } else {
+            (lc.driver.clone(), lc.opts.clone())
+        };
+        let log_opts: Vec<(String, String)> = log_opts.into_iter().collect();
         let rt = self.runtime_named(&c.host_config.runtime)?;
         let opts = ShimOptions {
             binary: self.shim_binary(),
@@ -171,8 +172,8 @@ impl Engine {
             runtime_root: rt.root,
             socket: socket.clone(),
             exit_file,
-            log_driver: Some("json-file".into()),
-            log_path: Some(c.log_path.clone()),
+            log_path: (driver == "json-file").then(|| c.log_path.clone()),
+            log_driver: Some(driver),
             log_opts,
             tty: c.config.tty,
             stdin: c.config.open_stdin,
