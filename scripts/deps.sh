@@ -2,7 +2,7 @@
 # Installs what building and testing berth needs on Debian 12, only what is missing.
 set -euo pipefail
 need=()
-for pkg in busybox-static runc iproute2 procps curl gcc libc6-dev python3 python3-venv; do
+for pkg in busybox-static runc iproute2 procps curl gcc libc6-dev python3 python3-venv docker-registry apache2-utils openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
