@@ -53,3 +53,33 @@ fn runc_drives_the_container() {
         stderr(&o)
     );
 }
+
+/// A runtime that fails at create: the attached `run` reports it and ends.
+#[test]
+fn a_failing_runtime_ends_the_attached_run() {
+    let mut d = Daemon::with_busybox();
+    std::fs::write(
+        d.dir.join("daemon.json"),
+        r#"{"runtimes": {"broken": {"path": "/bin/false"}}}"#,
+    )
+    .unwrap();
+    d.stop();
+    d.restart();
+    let o = std::process::Command::new("timeout")
+        .args([
+            "20",
+            "docker",
+            "run",
+            "--runtime",
+            "broken",
+            "busybox",
+            "true",
+        ])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(124), "docker run hung");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/bin/false create"), "{}", stderr(&o));
+}

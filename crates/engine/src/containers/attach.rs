@@ -37,9 +37,14 @@ impl Engine {
         } else {
             0
         };
+        // A start that fails records its error (and a finish time): stop waiting.
+        let attempt = (c.state.error.clone(), c.state.finished_at.clone());
         let waiting = |c: &super::Container| {
-            c.state.status == Status::Created
-                || (c.state.status == Status::Exited && c.state.started_at == before)
+            let failed = !c.state.error.is_empty()
+                && (c.state.error.clone(), c.state.finished_at.clone()) != attempt;
+            !failed
+                && (c.state.status == Status::Created
+                    || (c.state.status == Status::Exited && c.state.started_at == before))
         };
         // While this attach waits for the start, a `--rm` container is not removed
         // before its output got here (see the watcher).

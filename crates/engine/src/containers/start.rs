@@ -185,6 +185,8 @@ impl Engine {
                 if let Some(mut r) = tx.get(CONTAINERS, &c.id)? {
                     r.state.error = msg.clone();
                     r.state.exit_code = 128;
+                    // Marks the failed attempt for attach clients waiting on it.
+                    r.state.finished_at = now_rfc3339();
                     tx.put(CONTAINERS, &c.id, &r)?;
                 }
                 Ok(())
@@ -225,9 +227,12 @@ impl Engine {
             r.state.error.clear();
             r.state.started_at = started_at.clone();
             r.state.finished_at = super::ZERO_TIME.into();
-            tx.put(CONTAINERS, &id, &r)
+            tx.put(CONTAINERS, &id, &r)?;
+            // In the transaction, as `die` is: a fast exit seen by another thread
+            // cannot be announced before the start.
+            self.emit_container(&c, "start", &[]);
+            Ok(())
         })?;
-        self.emit_container(&c, "start", &[]);
         // The watcher records the exit as soon as it happens and removes --rm
         // containers.
         let engine = Arc::clone(self);
