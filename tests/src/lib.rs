@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod registry;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A unique name for this test process and call.
@@ -90,8 +92,21 @@ impl Daemon {
     }
 
     pub fn start_with(extra: &[&str]) -> Daemon {
+        Daemon::start_configured(None, extra)
+    }
+
+    /// Starts berthd with `daemon_json` as its daemon.json (insecure-registries,
+    /// certs-dir, ...).
+    pub fn start_with_json(daemon_json: &str) -> Daemon {
+        Daemon::start_configured(Some(daemon_json), &[])
+    }
+
+    fn start_configured(daemon_json: Option<&str>, extra: &[&str]) -> Daemon {
         let dir = PathBuf::from("/tmp").join(unique("berthd"));
         std::fs::create_dir_all(&dir).unwrap();
+        if let Some(j) = daemon_json {
+            std::fs::write(dir.join("daemon.json"), j).unwrap();
+        }
         let socket = dir.join("exec/berth.sock");
         let mut d = Daemon {
             dir,

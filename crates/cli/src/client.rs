@@ -237,7 +237,7 @@ impl Client {
     }
 
     fn negotiate(&self) -> Result<ApiVersion> {
-        let resp = self.send(Method::GET, "/_ping".to_string(), RequestBody::Empty)?;
+        let resp = self.send(Method::GET, "/_ping".to_string(), RequestBody::Empty, &[])?;
         let server = resp
             .headers()
             .get("Api-Version")
@@ -278,8 +278,19 @@ impl Client {
     /// [`Error::Daemon`]; a 2xx answer is returned with its body unread, to be read as
     /// a stream ([`Response`] is [`Read`]) or decoded whole.
     pub fn request(&self, method: Method, path: &str, body: RequestBody) -> Result<Response<'_>> {
+        self.request_with(method, path, body, &[])
+    }
+
+    /// [`Client::request`] with extra request headers (`X-Registry-Auth`).
+    pub fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: RequestBody,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<'_>> {
         let v = self.api_version()?;
-        let resp = self.send(method, format!("/v{v}{path}"), body)?;
+        let resp = self.send(method, format!("/v{v}{path}"), body, headers)?;
         if resp.status < 300 {
             return Ok(resp);
         }
@@ -288,9 +299,22 @@ impl Client {
         Err(daemon_error(status, &raw))
     }
 
-    fn send(&self, method: Method, uri: String, body: RequestBody) -> Result<Response<'_>> {
+    fn send(
+        &self,
+        method: Method,
+        uri: String,
+        body: RequestBody,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<'_>> {
         let failed = Arc::new(Mutex::new(None));
-        let req = self.build(method, uri, body, false, &failed)?;
+        let mut req = self.build(method, uri, body, false, &failed)?;
+        for (k, v) in headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| Error::msg(format!("invalid header {k}: {e}")))?;
+            let value = hyper::header::HeaderValue::from_str(v)
+                .map_err(|e| Error::msg(format!("invalid header {k}: {e}")))?;
+            req.headers_mut().insert(name, value);
+        }
         let result = self.rt.block_on(self.exchange(req));
         // A failed read of the request body explains a broken exchange best.
         if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {

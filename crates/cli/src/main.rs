@@ -3,9 +3,12 @@
 
 mod client;
 mod commands;
+mod credentials;
 mod error;
 mod format;
 mod jsonmessage;
+mod progress;
+mod reference;
 
 use std::path::PathBuf;
 

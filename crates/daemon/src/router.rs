@@ -78,6 +78,7 @@ async fn route(
         (&Method::GET, "/system/check") => handlers::system::check(engine.clone()).await,
         (&Method::GET, "/system/df") => handlers::system::df(engine.clone(), &req).await,
         (&Method::GET, "/events") => handlers::events::events(engine, req).await,
+        (&Method::POST, "/auth") => handlers::images::auth(engine, req).await,
         (&Method::POST, "/commit") => handlers::archive::commit(engine, req).await,
         (_, p) if p.starts_with("/images/") => {
             handlers::images::route(engine, &method, p, req).await

@@ -18,6 +18,15 @@ pub struct Config {
     pub log_opts: BTreeMap<String, String>,
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
+    /// Layers downloaded at once by a pull (`max-concurrent-downloads`, default 3).
+    pub max_concurrent_downloads: usize,
+    /// Layers uploaded at once by a push (`max-concurrent-uploads`, default 5).
+    pub max_concurrent_uploads: usize,
+    /// Per-registry TLS material (`<host:port>/ca.crt`, `client.cert`, `client.key`).
+    pub certs_dir: PathBuf,
+    /// Whether loopback registries may be reached without TLS verification (Docker
+    /// always allows it; off only to test TLS on 127.0.0.1).
+    pub registry_loopback_insecure: bool,
     pub live_restore: bool,
     pub default_runtime: String,
     pub runtimes: BTreeMap<String, PathBuf>,
@@ -36,6 +45,10 @@ impl Default for Config {
             log_opts: BTreeMap::new(),
             insecure_registries: Vec::new(),
             registry_mirrors: Vec::new(),
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
+            certs_dir: "/etc/berth/certs.d".into(),
+            registry_loopback_insecure: true,
             live_restore: true,
             default_runtime: "berth".into(),
             runtimes: BTreeMap::new(),
@@ -57,6 +70,12 @@ pub struct DaemonJson {
     pub log_opts: Option<BTreeMap<String, String>>,
     pub insecure_registries: Option<Vec<String>>,
     pub registry_mirrors: Option<Vec<String>>,
+    pub max_concurrent_downloads: Option<usize>,
+    pub max_concurrent_uploads: Option<usize>,
+    /// berth's own key: the certs.d directory (default `/etc/berth/certs.d`).
+    pub certs_dir: Option<PathBuf>,
+    /// berth's own key: `false` makes loopback registries need verified TLS too.
+    pub registry_loopback_insecure: Option<bool>,
     pub live_restore: Option<bool>,
     pub default_runtime: Option<String>,
     pub runtimes: Option<BTreeMap<String, RuntimeJson>>,
@@ -115,6 +134,18 @@ impl Config {
         }
         if let Some(v) = j.registry_mirrors {
             self.registry_mirrors = v;
+        }
+        if let Some(v) = j.max_concurrent_downloads {
+            self.max_concurrent_downloads = v.max(1);
+        }
+        if let Some(v) = j.max_concurrent_uploads {
+            self.max_concurrent_uploads = v.max(1);
+        }
+        if let Some(v) = j.certs_dir {
+            self.certs_dir = v;
+        }
+        if let Some(v) = j.registry_loopback_insecure {
+            self.registry_loopback_insecure = v;
         }
         if let Some(v) = j.live_restore {
             self.live_restore = v;

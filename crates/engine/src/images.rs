@@ -278,7 +278,7 @@ fn labels_of(c: &ImageConfig) -> BTreeMap<String, String> {
 
 /// Points tag `r` at image `id`, moving it off any other image (which may be left
 /// dangling), and updates both image records.
-fn set_tag(tx: &mut Tx<'_>, r: &ImageRef, id: &Digest) -> Result<()> {
+pub(crate) fn set_tag(tx: &mut Tx<'_>, r: &ImageRef, id: &Digest) -> Result<()> {
     let key = r.to_string();
     let now = now_rfc3339();
     if let Some(old) = tx.get(TAGS, &key)? {
@@ -344,7 +344,12 @@ impl Engine {
             match ImageRef::parse(name) {
                 Ok(r) => {
                     if r.digest().is_some() {
-                        // Digest references come with pull; none is recorded yet.
+                        // Digest references are recorded by pull and push.
+                        if let Some(id) = self.image_by_digest_ref(&r)? {
+                            let id =
+                                Digest::parse(&id).map_err(|e| Error::Internal(e.to_string()))?;
+                            return Ok(Resolved { id, by_ref: None });
+                        }
                         return Err(no_such_image(name));
                     }
                     if let Some(id) = self.db.get(TAGS, &r.to_string())? {
@@ -559,11 +564,12 @@ impl Engine {
                     continue;
                 }
             }
+            let repo_digests = self.repo_digests(&id);
             out.push(ImageSummary {
                 id,
                 parent_id: rec.parent.clone().unwrap_or_default(),
                 repo_tags: tags.iter().map(ImageRef::familiar).collect(),
-                repo_digests: Vec::new(),
+                repo_digests,
                 created: unix_secs(Some(&rec.created)),
                 size: rec.size,
                 labels,
@@ -584,10 +590,11 @@ impl Engine {
             .get("config")
             .cloned()
             .unwrap_or(serde_json::Value::Null);
+        let repo_digests = self.repo_digests(&rec.id);
         Ok(ImageDetails {
             id: rec.id,
             repo_tags: rec.tags.iter().map(|t| familiar(t)).collect(),
-            repo_digests: Vec::new(),
+            repo_digests,
             parent: rec.parent.unwrap_or_default(),
             comment: s("comment"),
             created: s("created"),
@@ -788,6 +795,9 @@ impl Engine {
                     .sum()
             })
             .unwrap_or(0);
+        if let Some(c) = &config {
+            self.forget_pulled(id, c.diff_ids(), &keep);
+        }
         match self.images.remove_image(id, &keep) {
             Ok(removed) => {
                 // Docker lists the layers it removed after the image.

@@ -9,6 +9,8 @@ pub mod df;
 pub mod error;
 pub mod events;
 pub mod images;
+pub mod pull;
+pub mod push;
 pub mod store;
 pub mod system;
 
@@ -16,6 +18,8 @@ use std::sync::RwLock;
 
 pub use config::Config;
 pub use error::{Error, Result};
+/// The registry client's types the front-ends need (credentials, `X-Registry-Auth`).
+pub use registry;
 
 /// The engine: owns the data root and the exec root.
 pub struct Engine {
@@ -33,6 +37,9 @@ pub struct Engine {
     execs: containers::exec::Execs,
     /// Recent events and live subscribers (`docker events`).
     events: events::Events,
+    /// The registry client (pull, push, login): connections and tokens live as long as
+    /// the engine.
+    registry: registry::Client,
 }
 
 impl Engine {
@@ -45,6 +52,7 @@ impl Engine {
         let images = image::ImageStore::open(&config.data_root)
             .map_err(|e| Error::Internal(format!("opening the image store: {e}")))?;
         let db = store::Store::open(&config.data_root.join("berth.db"))?;
+        let registry = pull::registry_client(&config)?;
         Ok(Engine {
             config,
             id,
@@ -53,6 +61,7 @@ impl Engine {
             image_lock: RwLock::new(()),
             execs: Default::default(),
             events: events::Events::new(),
+            registry,
         })
     }
 }

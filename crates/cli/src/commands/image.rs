@@ -40,6 +40,10 @@ pub enum ImageCommand {
     Ls(LsArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Download an image from a registry
+    Pull(super::pull::PullArgs),
+    /// Upload an image to a registry
+    Push(super::pull::PushArgs),
     /// Remove one or more images
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
@@ -58,6 +62,8 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
         ImageCommand::Load(a) => load(ctx, a),
         ImageCommand::Ls(a) => ls(ctx, a),
         ImageCommand::Prune(a) => prune(ctx, a),
+        ImageCommand::Pull(a) => super::pull::pull(ctx, a),
+        ImageCommand::Push(a) => super::pull::push(ctx, a),
         ImageCommand::Rm(a) => rm(ctx, a),
         ImageCommand::Save(a) => save(ctx, a),
         ImageCommand::Tag(a) => tag(ctx, a),

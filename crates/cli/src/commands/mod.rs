@@ -7,6 +7,8 @@ pub mod events;
 pub mod exec;
 pub mod image;
 pub mod inspect;
+pub mod login;
+pub mod pull;
 pub mod run;
 pub mod stream;
 pub mod system;
@@ -83,6 +85,14 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Load an image from a tar archive or STDIN
     Load(image::LoadArgs),
+    /// Log in to a registry
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(pull::PushArgs),
     /// Remove one or more images
     Rmi(image::RmArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -145,6 +155,10 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         Command::Import(a) => image::import(ctx, a),
         Command::Inspect(a) => inspect::run(ctx, a),
         Command::Load(a) => image::load(ctx, a),
+        Command::Login(a) => login::login(ctx, a),
+        Command::Logout(a) => login::logout(ctx, a),
+        Command::Pull(a) => pull::pull(ctx, a),
+        Command::Push(a) => pull::push(ctx, a),
         Command::Rmi(a) => image::rm(ctx, a),
         Command::Save(a) => image::save(ctx, a),
         Command::Tag(a) => image::tag(ctx, a),

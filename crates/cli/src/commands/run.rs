@@ -11,6 +11,8 @@ use super::stream::{self, Ended, ResizeTarget, StreamOpts};
 use super::Ctx;
 use crate::client::{path_segment, query, RequestBody};
 use crate::error::{Error, Result};
+use crate::progress::{Mode, Target};
+use crate::reference::Reference;
 
 /// The flags `run` and `create` share.
 #[derive(Args, Debug, Clone)]
@@ -54,6 +56,15 @@ pub struct ContainerOpts {
     /// Connect a container to a network
     #[arg(long, value_name = "network")]
     pub network: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_name = "string", default_value = "missing", value_parser = parse_pull)]
+    pub pull: PullPolicy,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -126,6 +137,28 @@ pub struct RunArgs {
     pub sig_proxy: bool,
     #[command(flatten)]
     pub opts: ContainerOpts,
+}
+
+/// `--pull`: when `run`/`create` pull the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Before creating, always.
+    Always,
+    /// When the daemon has no such image (the default).
+    Missing,
+    /// Never: a missing image is an error.
+    Never,
+}
+
+fn parse_pull(s: &str) -> Result<PullPolicy, String> {
+    match s {
+        "always" => Ok(PullPolicy::Always),
+        "missing" => Ok(PullPolicy::Missing),
+        "never" => Ok(PullPolicy::Never),
+        _ => Err(format!(
+            "invalid pull option: '{s}': must be one of \"always\", \"missing\" or \"never\""
+        )),
+    }
 }
 
 /// `--cpus 1.5` as nano CPUs.
@@ -272,25 +305,42 @@ pub fn create_body(o: &ContainerOpts, attach: bool) -> Result<Value> {
     Ok(config)
 }
 
-/// `POST /containers/create`; returns the new ID, printing warnings on stderr.
+/// Pulls `o.image` for `run`/`create`, its progress on stderr as docker draws it there.
+fn pull_for_create(ctx: &Ctx, o: &ContainerOpts) -> Result<()> {
+    let mut r = Reference::parse(&o.image)?;
+    if r.is_name_only() {
+        r.tag = Some("latest".into());
+    }
+    let mode = Mode::for_target(Target::Stderr, o.quiet);
+    super::pull::pull_image(ctx, &r, false, o.platform.as_deref(), Target::Stderr, mode)
+}
+
+/// `POST /containers/create`, pulling the image first or when it is missing as
+/// `--pull` says; returns the new ID, printing warnings on stderr.
 fn create_container(ctx: &Ctx, o: &ContainerOpts, attach: bool) -> Result<String> {
     let body = create_body(o, attach)?;
-    let q = match &o.name {
-        Some(n) => query(&[("name", n)]),
-        None => String::new(),
-    };
+    let mut q = Vec::new();
+    if let Some(n) = &o.name {
+        q.push(("name", n.as_str()));
+    }
+    if let Some(p) = o.platform.as_deref().filter(|p| !p.is_empty()) {
+        q.push(("platform", p));
+    }
+    let path = format!("/containers/create{}", query(&q));
+    if o.pull == PullPolicy::Always {
+        pull_for_create(ctx, o)?;
+    }
     let client = ctx.client()?;
-    let resp: Value = match client.post(&format!("/containers/create{q}"), Some(&body)) {
+    let resp: Value = match client.post(&path, Some(&body)) {
         Err(Error::Daemon {
             status: 404,
             message,
-        }) if message.starts_with("No such image") => {
-            // docker would pull here; berth has no registry, so the lookup failure is final.
-            eprintln!("Unable to find image '{}' locally", with_tag(&o.image));
-            return Err(Error::Daemon {
-                status: 404,
-                message,
-            });
+        }) if message.starts_with("No such image") && o.pull == PullPolicy::Missing => {
+            if !o.quiet {
+                eprintln!("Unable to find image '{}' locally", with_tag(&o.image));
+            }
+            pull_for_create(ctx, o)?;
+            client.post(&path, Some(&body))?
         }
         r => r?,
     };
@@ -305,12 +355,16 @@ fn create_container(ctx: &Ctx, o: &ContainerOpts, attach: bool) -> Result<String
         .ok_or_else(|| Error::msg("the daemon's create answer has no Id"))
 }
 
+/// The image as docker names it in "Unable to find image": familiar, tag defaulted.
 fn with_tag(image: &str) -> String {
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    if image[slash..].contains(':') || image.contains('@') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
+    match Reference::parse(image) {
+        Ok(mut r) => {
+            if r.is_name_only() {
+                r.tag = Some("latest".into());
+            }
+            r.familiar()
+        }
+        Err(_) => image.to_string(),
     }
 }
 
@@ -475,6 +529,11 @@ mod tests {
         assert!(restart_policy("sometimes").is_err());
         assert_eq!(with_tag("busybox"), "busybox:latest");
         assert_eq!(with_tag("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(with_tag("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(parse_pull("never"), Ok(PullPolicy::Never));
+        assert!(parse_pull("sometimes")
+            .unwrap_err()
+            .contains("invalid pull option"));
         assert_eq!(
             start_error_code("exec: \"nope\": executable file not found in $PATH"),
             127

@@ -13,9 +13,13 @@ use api::images::{
 use api::ApiError;
 use bytes::Bytes;
 use engine::images::{ListFilters, Removed};
+use engine::pull::{Progress, PullOptions};
+use engine::push::{LoginError, PushOptions};
+use engine::registry::{AuthConfig, Credentials};
 use engine::Engine;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 
 use crate::error::{blocking, from_engine};
@@ -58,9 +62,7 @@ pub async fn route(
                 (&Method::GET, "history") => history(engine, name).await,
                 (&Method::GET, "get") => save(engine, vec![name]).await,
                 (&Method::POST, "tag") => tag(engine, name, &q).await,
-                (&Method::POST, "push") => {
-                    Err(ApiError::new(501, "pushing images is not implemented yet"))
-                }
+                (&Method::POST, "push") => push(engine, name, &q, req).await,
                 (&Method::DELETE, "") => remove(engine, name, &q).await,
                 _ => Err(ApiError::not_found("page not found")),
             }
@@ -150,7 +152,7 @@ async fn create(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let Some(src) = q.get("fromSrc") else {
-        return Err(ApiError::new(501, "pulling images is not implemented yet"));
+        return pull(engine, q, req).await;
     };
     if src != "-" {
         return Err(ApiError::bad_request(
@@ -342,9 +344,223 @@ async fn prune(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiErr
     })
 }
 
+/// The credentials of `X-Registry-Auth` (anonymous when absent).
+fn registry_auth(req: &Request<Incoming>) -> Result<Credentials, ApiError> {
+    let Some(v) = req.headers().get("X-Registry-Auth") else {
+        return Ok(Credentials::Anonymous);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid X-Registry-Auth header"))?;
+    AuthConfig::from_header(v)
+        .map(|a| a.credentials())
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Docker's human sizes: 4 significant digits, decimal units.
+fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    let int_digits = if v < 1.0 {
+        1
+    } else {
+        v.log10().floor() as i32 + 1
+    };
+    let decimals = (4 - int_digits).clamp(0, 3) as usize;
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", units[u])
+}
+
+/// Docker's progress bar: `[====>     ]  1.2MB/3.4MB`.
+fn progress_bar(current: u64, total: u64) -> String {
+    let cur = human_size(current);
+    if total == 0 {
+        return format!("{cur:>8}");
+    }
+    let width = 50usize;
+    let filled = ((width as f64 * current as f64 / total as f64) as usize).min(width);
+    let bar = if filled >= width {
+        format!("[{}>] ", "=".repeat(width - 1))
+    } else {
+        format!(
+            "[{}>{}] ",
+            "=".repeat(filled),
+            " ".repeat(width - filled - 1)
+        )
+    };
+    format!("{bar}{cur:>8}/{}", human_size(total))
+}
+
+/// One progress message as a line of Docker's JSON stream.
+fn progress_line(p: &Progress) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    if !p.status.is_empty() {
+        m.insert("status".into(), p.status.clone().into());
+    }
+    match (p.current, p.total) {
+        (Some(c), Some(t)) => {
+            m.insert(
+                "progressDetail".into(),
+                serde_json::json!({"current": c, "total": t}),
+            );
+            m.insert("progress".into(), progress_bar(c, t).into());
+        }
+        _ if p.id.is_some() || p.aux.is_some() => {
+            m.insert("progressDetail".into(), serde_json::json!({}));
+        }
+        _ => {}
+    }
+    if let Some(id) = &p.id {
+        m.insert("id".into(), id.clone().into());
+    }
+    if let Some(aux) = &p.aux {
+        m.insert("aux".into(), aux.clone());
+    }
+    let mut v = serde_json::to_vec(&m).unwrap_or_default();
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+fn error_line(message: &str) -> Vec<u8> {
+    let mut v = serde_json::to_vec(&serde_json::json!({
+        "errorDetail": {"message": message},
+        "error": message,
+    }))
+    .unwrap_or_default();
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+/// Runs a long registry operation with its progress streamed as JSON lines. An error
+/// before the first message is a plain error response (Docker's "Error response from
+/// daemon"); after it, an `errorDetail` line ends the stream. A client that goes away
+/// cancels the operation.
+async fn progress_stream<F>(op: F) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce(&(dyn Fn(Progress) -> bool + Sync)) -> engine::Result<()> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(64);
+    let mut task = tokio::task::spawn_blocking(move || {
+        let sent = AtomicBool::new(false);
+        let send = |p: Progress| {
+            sent.store(true, Ordering::SeqCst);
+            tx.blocking_send(Ok(Bytes::from(progress_line(&p)))).is_ok()
+        };
+        match op(&send) {
+            Ok(()) => Ok(()),
+            Err(e) if sent.load(Ordering::SeqCst) => {
+                let _ = tx.blocking_send(Ok(Bytes::from(error_line(&e.to_string()))));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    });
+    let first = tokio::select! {
+        biased;
+        first = rx.recv() => match first {
+            Some(Ok(b)) => Some(b),
+            _ => {
+                task.await
+                    .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
+                    .map_err(from_engine)?;
+                None
+            }
+        },
+        r = &mut task => {
+            r.map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
+                .map_err(from_engine)?;
+            None
+        }
+    };
+    Ok(Response::builder()
+        .status(200)
+        .header("Content-Type", "application/json")
+        .body(channel_body(first, rx))
+        .expect("valid response"))
+}
+
+/// `POST /images/create?fromImage=&tag=&platform=`: pull.
+async fn pull(
+    engine: &Arc<Engine>,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let credentials = registry_auth(&req)?;
+    let from = q.get("fromImage").unwrap_or("").to_string();
+    if from.is_empty() {
+        return Err(ApiError::bad_request("fromImage or fromSrc is required"));
+    }
+    let tag = q.get("tag").unwrap_or("").to_string();
+    let opts = PullOptions {
+        platform: q.get("platform").map(str::to_string),
+        credentials,
+    };
+    let e = engine.clone();
+    progress_stream(move |send| e.pull_image(&from, &tag, &opts, send).map(|_| ())).await
+}
+
+/// `POST /images/{name}/push?tag=`.
+async fn push(
+    engine: &Arc<Engine>,
+    name: String,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let credentials = registry_auth(&req)?;
+    let tag = q.get("tag").unwrap_or("").to_string();
+    let opts = PushOptions { credentials };
+    let e = engine.clone();
+    progress_stream(move |send| e.push_image(&name, &tag, &opts, send)).await
+}
+
+/// `POST /auth`: checks credentials against the registry (`docker login`).
+pub async fn auth(
+    engine: &Arc<Engine>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let body = crate::body::json_body(req, 1 << 20).await?;
+    let raw = serde_json::to_vec(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cfg = if body.is_null() {
+        AuthConfig::default()
+    } else {
+        AuthConfig::from_json(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    let e = engine.clone();
+    let r = tokio::task::spawn_blocking(move || e.login(&cfg))
+        .await
+        .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?;
+    match r {
+        Ok(token) => json(&serde_json::json!({
+            "Status": "Login Succeeded",
+            "IdentityToken": token.unwrap_or_default(),
+        })),
+        Err(LoginError::Unauthorized(m)) => Err(ApiError::new(401, m)),
+        Err(LoginError::Other(e)) => Err(from_engine(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_bars_as_docker_draws_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(2_221_000), "2.221MB");
+        assert_eq!(human_size(1_500), "1.5kB");
+        let bar = progress_bar(50, 100);
+        assert!(bar.starts_with(&format!("[{}>", "=".repeat(25))), "{bar}");
+        assert!(bar.ends_with("50B/100B"), "{bar}");
+    }
 
     #[test]
     fn names_with_slashes_split_on_the_suffix() {
