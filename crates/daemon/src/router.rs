@@ -41,9 +41,17 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 
 /// A JSON response with status 200.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
+    json_status(200, value)
+}
+
+/// A JSON response with `status` (201 for what a request created).
+pub fn json_status<T: serde::Serialize>(
+    status: u16,
+    value: &T,
+) -> Result<Response<Body>, ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Response::builder()
-        .status(200)
+        .status(status)
         .header("Content-Type", "application/json")
         .body(full(body))
         .expect("valid response"))

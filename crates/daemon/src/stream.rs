@@ -144,3 +144,38 @@ impl hyper::body::Body for ChannelBody {
 pub fn channel_body(first: Option<Bytes>, rx: mpsc::Receiver<io::Result<Bytes>>) -> Body {
     ChannelBody { first, rx }.boxed()
 }
+
+/// Streams what `produce` writes (on a blocking thread) as a 200 response of
+/// `content_type`. An error before the first byte is the response's error (a 404
+/// stays a 404); after it, the stream is cut, as dockerd does.
+pub async fn blocking_body<F>(
+    content_type: &'static str,
+    produce: F,
+) -> Result<hyper::Response<Body>, api::ApiError>
+where
+    F: FnOnce(ChannelWriter) -> engine::Result<()> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let err_tx = tx.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let r = produce(ChannelWriter::new(tx));
+        if let Err(err) = &r {
+            let _ = err_tx.blocking_send(Err(io::Error::other(err.to_string())));
+        }
+        r
+    });
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => Some(chunk),
+        _ => {
+            task.await
+                .map_err(|e| api::ApiError::internal(format!("engine task failed: {e}")))?
+                .map_err(crate::error::from_engine)?;
+            None
+        }
+    };
+    Ok(hyper::Response::builder()
+        .status(200)
+        .header("Content-Type", content_type)
+        .body(channel_body(first, rx))
+        .expect("valid response"))
+}

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use engine::containers::archive::{ChangeKind, PathStat};
 use engine::containers::commit::CommitOptions;
 use engine::Engine;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::json;
@@ -18,9 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{blocking, from_engine};
 use crate::query::Query;
-use crate::router::json;
+use crate::router::{json, json_status};
 use crate::server::{full, Body};
-use crate::stream::{body_reader, channel_body, ChannelWriter};
+use crate::stream::{blocking_body, body_reader, channel_body, ChannelWriter};
 
 /// Largest commit config body accepted.
 const MAX_CONFIG: usize = 1 << 20;
@@ -162,30 +161,8 @@ pub async fn export(engine: &Arc<Engine>, name: String) -> Result<Response<Body>
     let e = engine.clone();
     let n = name.clone();
     blocking(move || e.lookup_container(&n).map(drop)).await?;
-    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let e = engine.clone();
-    let err_tx = tx.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let r = e.export_container(&name, ChannelWriter::new(tx));
-        if let Err(err) = &r {
-            let _ = err_tx.blocking_send(Err(io::Error::other(err.to_string())));
-        }
-        r
-    });
-    let first = match rx.recv().await {
-        Some(Ok(chunk)) => Some(chunk),
-        _ => {
-            task.await
-                .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
-                .map_err(from_engine)?;
-            None
-        }
-    };
-    Ok(Response::builder()
-        .status(200)
-        .header("Content-Type", "application/x-tar")
-        .body(channel_body(first, rx))
-        .expect("valid response"))
+    blocking_body("application/x-tar", move |w| e.export_container(&name, w)).await
 }
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`, with an
@@ -195,22 +172,7 @@ pub async fn commit(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let q = Query::parse(req.uri().query());
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?
-        .to_bytes();
-    if body.len() > MAX_CONFIG {
-        return Err(ApiError::bad_request("the config is too large"));
-    }
-    let config = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-        Some(v)
-    };
+    let config = Some(crate::body::json_body(req, MAX_CONFIG).await?).filter(|v| !v.is_null());
     let repo = q.get("repo").unwrap_or("");
     let reference = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) if !repo.is_empty() => Some(format!("{repo}:{t}")),
@@ -229,13 +191,7 @@ pub async fn commit(
     let name = q.get("container").unwrap_or("").to_string();
     let e = engine.clone();
     let id = blocking(move || e.commit_container(&name, opts)).await?;
-    let body =
-        serde_json::to_vec(&json!({ "Id": id })).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Response::builder()
-        .status(201)
-        .header("Content-Type", "application/json")
-        .body(full(body))
-        .expect("valid response"))
+    json_status(201, &json!({ "Id": id }))
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use engine::containers::restart::RestartPolicy;
 use engine::containers::start::WaitCondition;
 use engine::containers::{Container, ContainerConfig, HostConfig, ListOptions, LogConfig, Status};
 use engine::Engine;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
@@ -26,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::error::blocking;
 use crate::hijack::{self, Input, Source};
 use crate::query::{decode, Query};
-use crate::router::json;
+use crate::router::{json, json_status};
 use crate::server::{full, Body};
 use crate::stream::{channel_body, ChannelWriter};
 
@@ -283,31 +282,11 @@ async fn create(
     q: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?
-        .to_bytes();
-    if body.len() > MAX_BODY {
-        return Err(ApiError::bad_request("request body too large"));
-    }
-    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
-    };
+    let v = crate::body::json_body(req, MAX_BODY).await?;
     let opts = create_options(&v, q.get("name").map(str::to_string))?;
     let e = engine.clone();
     let id = blocking(move || e.create_container(opts)).await?;
-    let body = serde_json::to_vec(&json!({"Id": id, "Warnings": []}))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Response::builder()
-        .status(201)
-        .header("Content-Type", "application/json")
-        .body(full(body))
-        .expect("valid response"))
+    json_status(201, &json!({"Id": id, "Warnings": []}))
 }
 
 fn unix_secs(t: &str) -> i64 {

@@ -13,7 +13,7 @@ use crate::body::json_body;
 use crate::error::blocking;
 use crate::hijack::{self, Input, Source};
 use crate::query::{decode, Query};
-use crate::router::json;
+use crate::router::{json, json_status};
 use crate::server::{full, Body};
 use crate::stream::{channel_body, ChannelWriter};
 use tokio::sync::mpsc;
@@ -75,13 +75,7 @@ pub async fn create(
     };
     let e = engine.clone();
     let id = blocking(move || e.create_exec(&name, config)).await?;
-    let body =
-        serde_json::to_vec(&json!({ "Id": id })).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Response::builder()
-        .status(201)
-        .header("Content-Type", "application/json")
-        .body(full(body))
-        .expect("valid response"))
+    json_status(201, &json!({ "Id": id }))
 }
 
 /// Routes a request whose path starts with `/exec/`.

@@ -26,7 +26,7 @@ use crate::error::{blocking, from_engine};
 use crate::query::{decode, Query};
 use crate::router::json;
 use crate::server::{full, Body};
-use crate::stream::{body_reader, channel_body, ChannelWriter};
+use crate::stream::{blocking_body, body_reader, channel_body};
 
 /// Go's zero time, which Docker shows for an image never tagged.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -117,31 +117,8 @@ async fn save(engine: &Arc<Engine>, names: Vec<String>) -> Result<Response<Body>
     if names.is_empty() {
         return Err(ApiError::bad_request("no images given to save"));
     }
-    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let e = engine.clone();
-    let err_tx = tx.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let r = e.save_images(&names, ChannelWriter::new(tx));
-        if let Err(err) = &r {
-            // Mid-stream, this aborts the response; before it, the result is used.
-            let _ = err_tx.blocking_send(Err(io::Error::other(err.to_string())));
-        }
-        r
-    });
-    let first = match rx.recv().await {
-        Some(Ok(chunk)) => Some(chunk),
-        _ => {
-            task.await
-                .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
-                .map_err(from_engine)?;
-            None
-        }
-    };
-    Ok(Response::builder()
-        .status(200)
-        .header("Content-Type", "application/x-tar")
-        .body(channel_body(first, rx))
-        .expect("valid response"))
+    blocking_body("application/x-tar", move |w| e.save_images(&names, w)).await
 }
 
 /// `POST /images/create`: with `fromSrc=-`, imports the body as a root filesystem.
