@@ -52,132 +52,29 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "the benchmark needs root" >&2; exit 1; }
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/berth-target}
-if [ -n "$BUILD" ]; then
-  echo "building berth (release)..." >&2
-  cargo build --release -q --workspace --bins
-fi
-REL=$CARGO_TARGET_DIR/release
+. bench/lib.sh
+build_release "${BUILD:-0}"
 ROOTFS=$(./scripts/fixtures.sh)
 
-if [ "$MODE" = compare ] && ! command -v dockerd >/dev/null; then
-  echo "dockerd not installed: apt-get install -y docker.io" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-fi
+[ "$MODE" = compare ] && ensure_docker
 DOCKER=$(command -v docker) || { echo "no docker CLI" >&2; exit 1; }
 
 DSOCK=/run/bench-docker.sock
 # Short paths: berth-shim's socket is <exec-root>/shims/<64 hex>.sock, under SUN_LEN.
 WORK=$(mktemp -d /tmp/beb.XXXXXX)
 chmod 755 "$WORK"
-export DOCKER_CONFIG=$WORK/docker-config # the CLIs' config: not ~/.docker
-mkdir -p "$DOCKER_CONFIG"
 BSOCK=$WORK/b/x/berthd.sock
 BHOST=unix://$BSOCK
 DHOST=unix://$DSOCK
-BERTHD_PID=
-DOCKERD_PID=
-CONTAINERD_PID=
-DSOCK_OURS=
+bench_init
 
-# Directories dockerd/containerd make outside their roots: removed at the end (rmdir,
-# so only when empty) if they are not there now.
-OUTSIDE=()
-for d in /sys/fs/cgroup/*/; do
-  [ -d "$d/docker" ] || OUTSIDE+=("${d%/}/docker")
-done
-for d in /run/containerd/s /run/containerd /run/docker/plugins /run/docker; do
-  [ -e "$d" ] || OUTSIDE+=("$d")
-done
-
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-
-# pids of processes whose command line mentions our temp dir (shims, runtimes).
-ours() {
-  local p
-  for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$WORK" && echo "${p#/proc/}"
-  done
-  true
-}
-
-stop_pid() { # stop_pid PID SECONDS: SIGTERM, wait, SIGKILL
-  local pid=$1 i
-  alive "$pid" || return 0
-  kill "$pid" 2>/dev/null || true
-  for ((i = 0; i < $2 * 10; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$? ids p m d
-  set +e
-  trap - EXIT INT TERM
-  if alive "$BERTHD_PID"; then
-    ids=$("$DOCKER" -H "$BHOST" ps -aq 2>/dev/null)
-    [ -n "$ids" ] && "$DOCKER" -H "$BHOST" rm -f $ids >/dev/null 2>&1
-  fi
-  if alive "$DOCKERD_PID"; then
-    ids=$("$DOCKER" -H "$DHOST" ps -aq 2>/dev/null)
-    [ -n "$ids" ] && "$DOCKER" -H "$DHOST" rm -f $ids >/dev/null 2>&1
-  fi
-  stop_pid "$BERTHD_PID" 5
-  stop_pid "$DOCKERD_PID" 20 # dockerd stops its containerd on the way out
-  stop_pid "$CONTAINERD_PID" 5
-  # Shims (they outlive their daemons) and anything else still running from our dirs.
-  for p in $(ours); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null; done
-  for m in $(awk -v w="$WORK" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-    umount -l "$m" 2>/dev/null
-  done
-  rm -rf "$WORK"
-  [ -n "$DSOCK_OURS" ] && rm -f "$DSOCK"
-  for d in "${OUTSIDE[@]}"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_ready HOST LOG PID WHAT: until the daemon answers /_ping through the docker CLI.
-wait_ready() {
-  local i
-  for ((i = 0; i < 300; i++)); do
-    "$DOCKER" -H "$1" version >/dev/null 2>&1 && return 0
-    alive "$3" || { echo "$4 exited: $(tail -20 "$2")" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "$4 did not come up: $(tail -20 "$2")" >&2
-  exit 1
-}
-
-start_berthd() {
-  mkdir -p "$WORK/b"
-  echo '{}' >"$WORK/b/daemon.json"
-  "$REL/berthd" -H "$BHOST" --data-root "$WORK/b/data" --exec-root "$WORK/b/x" \
-    --config-file "$WORK/b/daemon.json" </dev/null >"$WORK/berthd.log" 2>&1 &
-  BERTHD_PID=$!
-  wait_ready "$BHOST" "$WORK/berthd.log" "$BERTHD_PID" berthd
+start_berthd_busybox() {
+  start_berthd
   tar -C "$ROOTFS" -c . | "$DOCKER" -H "$BHOST" import - busybox >/dev/null
 }
 
-start_dockerd() {
-  [ -e "$DSOCK" ] && { echo "$DSOCK exists: another bench running?" >&2; exit 1; }
-  mkdir -p "$WORK/d"
-  # The libtrust key goes under the temp dir too (dockerd 20.10 writes /etc/docker/key.json
-  # otherwise).
-  echo "{\"deprecated-key-path\": \"$WORK/d/key.json\"}" >"$WORK/d/daemon.json"
-  DSOCK_OURS=1
-  dockerd --data-root "$WORK/d/data" --exec-root "$WORK/d/x" \
-    --pidfile "$WORK/d/dockerd.pid" --config-file "$WORK/d/daemon.json" \
-    --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false --bridge=none \
-    -H "$DHOST" </dev/null >"$WORK/dockerd.log" 2>&1 &
-  DOCKERD_PID=$!
-  wait_ready "$DHOST" "$WORK/dockerd.log" "$DOCKERD_PID" dockerd
-  CONTAINERD_PID=$(pgrep -P "$DOCKERD_PID" -x containerd || true)
-  [ -n "$CONTAINERD_PID" ] || { echo "no containerd under dockerd" >&2; exit 1; }
+start_dockerd_busybox() {
+  start_dockerd
   tar -C "$ROOTFS" -c . | "$DOCKER" -H "$DHOST" import - busybox >/dev/null
 }
 
@@ -258,8 +155,8 @@ shim_pid() {
 compare() {
   local c i id p
   echo "starting berthd and dockerd..." >&2
-  start_berthd
-  start_dockerd
+  start_berthd_busybox
+  start_dockerd_busybox
 
   # 2. Idle RSS, first: fresh daemons with the busybox image, idle for a while.
   sleep "$IDLE_SECS"
@@ -310,10 +207,7 @@ compare() {
 
   echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs, kernel $(uname -r)," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# berth $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' + working tree') (release);" \
-    "docker CLI $("$DOCKER" --version | sed 's/^Docker version //; s/,.*//');" \
-    "dockerd $(dockerd --version | sed 's/^Docker version //; s/,.*//');" \
-    "$(containerd --version | awk '{print "containerd " $3}'); $(runc --version | head -1)"
+  versions_line
   python3 - "$WORK" "$LOG_BYTES" "${CLIENTS[@]}" <<'PY'
 import statistics, sys
 work, log_bytes, clients = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -412,7 +306,7 @@ breakdown() {
   # phase marks there; the launcher reads CLOCK_MONOTONIC around each CLI run.
   echo "starting berthd (BERTH_TRACE)..." >&2
   export BERTH_TRACE=$WORK/trace
-  start_berthd
+  start_berthd_busybox
   unset BERTH_TRACE
   echo "# berthd breakdown, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs, kernel $(uname -r)"
   python3 - "$WORK" "$REL/berth" "$DOCKER" "$BHOST" <<'PY'

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod hostile;
 pub mod registry;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -173,6 +174,15 @@ impl Daemon {
         panic!("berthd did not come up: {}", self.log());
     }
 
+    /// `berth system check` finds nothing wrong.
+    pub fn assert_check_clean(&self) {
+        let out = ok(&self.berth(&["system", "check"]));
+        assert!(
+            !out.contains("problem") || out.contains("0 problems"),
+            "{out}"
+        );
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("berthd.log")).unwrap_or_default()
     }
@@ -309,7 +319,8 @@ impl Drop for Daemon {
 
 /// SIGKILLs every process whose command line mentions `dir` (shims, containers' chains).
 fn kill_processes_mentioning(dir: &Path) {
-    let needle = dir.to_string_lossy().into_owned();
+    // With the slash: `/tmp/berthd-1-2` must not match `/tmp/berthd-1-23/...`.
+    let needle = format!("{}/", dir.display());
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };

@@ -151,8 +151,12 @@ fn detach_keys_in_a_plain_stream_and_stdin_once() {
     let mut rest = Vec::new();
     s.read_to_end(&mut rest)
         .expect("the daemon closes the stream");
-    // What came before the keys still reached cat (no newline: nothing echoed yet).
-    assert!(rest.is_empty(), "{rest:?}");
+    // What came before the keys still reached cat; its echo may or may not make it
+    // out before the stream closes.
+    assert!(
+        rest.is_empty() || rest == b"\x01\0\0\0\0\0\0\x01x",
+        "{rest:?}"
+    );
     assert_eq!(status(&d, "echoer"), "running");
 
     // `run -i` without -d has StdinOnce: the client's EOF ends cat.

@@ -238,9 +238,9 @@ impl Drop for TempDir {
 
 /// Reads the download, copies it into the ingest, counts, reports, and stops when the
 /// operation is cancelled.
-struct Tap<'a, 'i, 's, R> {
+struct Tap<'a, 'i, R> {
     inner: R,
-    copy: Option<&'i mut image::content::Ingest<'s>>,
+    copy: Option<&'i mut dyn Write>,
     done: u64,
     total: u64,
     reported: u64,
@@ -248,11 +248,12 @@ struct Tap<'a, 'i, 's, R> {
     rep: &'a Reporter<'a>,
 }
 
-impl<R: Read> Read for Tap<'_, '_, '_, R> {
+impl<R: Read> Read for Tap<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.rep.cancelled() {
+            // Not `Interrupted`: `io::copy` and `read_exact` retry that forever.
             return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
+                io::ErrorKind::ConnectionAborted,
                 "pull cancelled: the client went away",
             ));
         }
@@ -651,47 +652,97 @@ impl Engine {
         let fs_dir = tmp.path().join("fs");
         fs::create_dir(&fs_dir).map_err(|e| Error::io("creating", &fs_dir, e))?;
         let content = self.images.content();
+        let internal = |e: image::content::ContentError| Error::Internal(e.to_string());
+        let have = content.exists(&desc.digest);
+        // The blob goes to its kept partial download (resumed where a cut pull left
+        // it), or, while another pull of the same blob holds that, to a plain ingest.
+        let mut partial = match have {
+            true => None,
+            false => content.partial(&desc.digest, desc.size).map_err(internal)?,
+        };
+        let mut ingest = match (have, &partial) {
+            (false, None) => Some(content.ingest(desc.digest.algorithm()).map_err(internal)?),
+            _ => None,
+        };
+        let (offset, prefix_hash) = match &partial {
+            Some(p) => (p.offset(), p.hasher()),
+            None => (0, image::digest::Hasher::new(desc.digest.algorithm())),
+        };
+        let head: Box<dyn Read> = match &partial {
+            Some(p) if offset > 0 => {
+                rep.send(Progress::of(&id, format!("Resuming at {offset} bytes")));
+                Box::new(p.prefix().map_err(|e| read_err(e, &desc.digest))?)
+            }
+            _ => Box::new(io::empty()),
+        };
         let blob = handle
-            .block_on(repo.fetch_blob(&desc.digest, desc.size))
+            .block_on(repo.fetch_blob_at(&desc.digest, desc.size, offset, prefix_hash))
             .map_err(|e| pull_err(e, r))?;
-        let mut ingest = if content.exists(&desc.digest) {
-            None
-        } else {
-            Some(
-                content
-                    .ingest(desc.digest.algorithm())
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-            )
+        let copy: Option<&mut dyn Write> = match (&mut partial, &mut ingest) {
+            (Some(p), _) => Some(p),
+            (None, Some(i)) => Some(i),
+            (None, None) => None,
         };
         let mut tap = Tap {
             inner: blob.into_blocking(handle.clone()),
-            copy: ingest.as_mut(),
-            done: 0,
+            copy,
+            done: offset,
             total: desc.size,
-            reported: 0,
+            reported: offset,
             id: &id,
             rep,
         };
         let fail = |e: String| Error::Internal(format!("layer {}: {e}", desc.digest));
-        let applied = image::layer::apply(&mut tap, &fs_dir, image::layer::Mode::Overlay)
-            .map_err(|e| layer_err(e, &desc.digest))?;
-        // The verifying reader checks size and digest at its end.
-        io::copy(&mut tap, &mut io::sink()).map_err(|e| read_err(e, &desc.digest))?;
+        // Unpacked as it streams: what the partial held, then the network.
+        let mut src = head.chain(&mut tap);
+        let read = match image::layer::apply(&mut src, &fs_dir, image::layer::Mode::Overlay) {
+            // The verifying reader checks size and digest at its end.
+            Ok(applied) => match io::copy(&mut src, &mut io::sink()) {
+                Ok(_) => Ok(applied),
+                Err(e) => Err((bad_download(&e), read_err(e, &desc.digest))),
+            },
+            Err(image::layer::Error::Tar(e)) => Err((
+                bad_download(&e),
+                layer_err(image::layer::Error::Tar(e), &desc.digest),
+            )),
+            // Not a layer: no use keeping it.
+            Err(e) => Err((true, layer_err(e, &desc.digest))),
+        };
+        drop(src);
         drop(tap);
+        let applied = match read {
+            Ok(a) => a,
+            Err((discard, e)) => {
+                // A cut download is kept to resume; wrong bytes are not.
+                if discard {
+                    if let Some(p) = partial {
+                        p.discard();
+                    }
+                }
+                return Err(e);
+            }
+        };
         rep.send(Progress::of(&id, "Verifying Checksum"));
         if applied.diff_id != diff_id.as_str() {
+            if let Some(p) = partial {
+                p.discard();
+            }
             return Err(Error::InvalidParameter(format!(
                 "layer {}: digest mismatch: the image config says {diff_id}, the layer's content is {}",
                 desc.digest, applied.diff_id
             )));
         }
-        let new_blob = match ingest {
-            Some(ing) => {
+        let new_blob = match (partial, ingest) {
+            (Some(p), _) => {
+                p.commit(&desc.digest).map_err(|e| fail(e.to_string()))?;
+                true
+            }
+            (None, Some(ing)) => {
                 ing.commit(Some(&desc.digest))
                     .map_err(|e| fail(e.to_string()))?;
                 true
             }
-            None => false,
+            (None, None) => false,
         };
         rep.send(Progress::of(&id, "Download complete"));
         Ok(Fetched {
@@ -782,11 +833,21 @@ pub(crate) fn add_repo_digest(
 /// An error reading a layer download: the registry's own when it carries one.
 fn read_err(e: io::Error, digest: &Digest) -> Error {
     match registry::Error::from_io(e) {
-        registry::Error::Io(e) if e.kind() == io::ErrorKind::Interrupted => {
+        registry::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
             Error::Internal(e.to_string())
         }
         e => Error::Internal(format!("layer {digest}: {e}")),
     }
+}
+
+/// Whether a failed layer download got bytes that are wrong (so its partial download
+/// is worthless), rather than being cut short (kept, to resume).
+fn bad_download(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|i| i.downcast_ref::<registry::Error>()),
+        Some(registry::Error::DigestMismatch { .. } | registry::Error::TooLarge { .. })
+    )
 }
 
 fn layer_err(e: image::layer::Error, digest: &Digest) -> Error {

@@ -50,6 +50,12 @@ fn push_err(e: registry::Error) -> Error {
             "{}: {message}",
             code.to_lowercase().replace('_', " ")
         )),
+        // Docker's words: the registry's code, "denied" for a repository not ours.
+        registry::Error::Unauthorized {
+            message,
+            code: Some(code),
+            ..
+        } if code == "DENIED" => Error::Internal(format!("denied: {message}")),
         registry::Error::Unauthorized { message, .. } => {
             Error::Internal(format!("unauthorized: {message}"))
         }
@@ -262,7 +268,7 @@ impl Engine {
         let ingest = content
             .ingest(Algorithm::Sha256)
             .map_err(|e| internal(e.to_string()))?;
-        let gz = flate2::write::GzEncoder::new(ingest, flate2::Compression::fast());
+        let gz = LayerGz::new(ingest).map_err(|e| internal(e.to_string()))?;
         let mut w = DigestingWriter::new(gz);
         if content.exists(diff_id) {
             let mut f = content
@@ -411,5 +417,204 @@ impl Engine {
             }
             Err(e) => Err(LoginError::Other(Error::Internal(e.to_string()))),
         }
+    }
+}
+
+/// A gzip writer for layers that adapts to the data: each 1 MiB of input is deflated at
+/// level 1 (what `Compression::fast()` gives), except a chunk whose sampled byte entropy
+/// says it is already compressed or random (media, archives, compressed binaries), which
+/// goes out as deflate stored blocks written here: deflating such bytes costs ~10x the
+/// CPU for nothing (the output is as large either way). One standard gzip member, one
+/// deflate stream; any gunzip reads it.
+pub(crate) struct LayerGz<W: Write> {
+    inner: W,
+    z: flate2::Compress,
+    crc: flate2::Crc,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    /// The last chunk went as stored blocks.
+    stored: bool,
+}
+
+const GZ_CHUNK: usize = 1 << 20;
+const GZ_LEVEL: u32 = 1;
+
+impl<W: Write> LayerGz<W> {
+    pub(crate) fn new(mut inner: W) -> io::Result<LayerGz<W>> {
+        // mtime 0, no flags, OS unknown: what flate2's GzEncoder writes.
+        inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
+        Ok(LayerGz {
+            inner,
+            z: flate2::Compress::new(flate2::Compression::new(GZ_LEVEL), false),
+            crc: flate2::Crc::new(),
+            buf: Vec::with_capacity(GZ_CHUNK),
+            out: Vec::with_capacity(256 << 10),
+            stored: false,
+        })
+    }
+
+    /// Deflates `input` with `flush`, writing all the output.
+    fn deflate(&mut self, mut input: &[u8], flush: flate2::FlushCompress) -> io::Result<()> {
+        use flate2::{FlushCompress, Status};
+        loop {
+            let before = self.z.total_in();
+            self.out.clear();
+            let st = self
+                .z
+                .compress_vec(input, &mut self.out, flush)
+                .map_err(io::Error::other)?;
+            input = &input[(self.z.total_in() - before) as usize..];
+            self.inner.write_all(&self.out)?;
+            let full = self.out.len() == self.out.capacity();
+            let done = match flush {
+                FlushCompress::Finish => st == Status::StreamEnd,
+                FlushCompress::None => input.is_empty(),
+                _ => input.is_empty() && !full,
+            };
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn chunk(&mut self, last: bool) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.buf);
+        self.crc.update(&buf);
+        if high_entropy(&buf) {
+            if !self.stored {
+                // A full flush: byte-aligned, and the compressor's history reset, so
+                // nothing it deflates later refers back across the stored blocks.
+                self.deflate(&[], flate2::FlushCompress::Full)?;
+                self.stored = true;
+            }
+            for part in buf.chunks(0xffff) {
+                let len = part.len() as u16;
+                let mut head = [0u8; 5]; // BFINAL 0, BTYPE 00, LEN, NLEN
+                head[1..3].copy_from_slice(&len.to_le_bytes());
+                head[3..5].copy_from_slice(&(!len).to_le_bytes());
+                self.inner.write_all(&head)?;
+                self.inner.write_all(part)?;
+            }
+            if last {
+                self.deflate(&[], flate2::FlushCompress::Finish)?;
+            }
+        } else {
+            self.stored = false;
+            let flush = if last {
+                flate2::FlushCompress::Finish
+            } else {
+                flate2::FlushCompress::None
+            };
+            self.deflate(&buf, flush)?;
+        }
+        self.buf = buf;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Ends the gzip member (the last chunk, the CRC and size trailer); returns the
+    /// inner writer.
+    pub(crate) fn finish(mut self) -> io::Result<W> {
+        self.chunk(true)?;
+        let mut trailer = [0u8; 8];
+        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
+        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
+        self.inner.write_all(&trailer)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for LayerGz<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(GZ_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == GZ_CHUNK {
+            self.chunk(false)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Flushing mid-member would cut blocks short; `finish` ends the stream.
+        Ok(())
+    }
+}
+
+/// Whether `chunk` looks incompressible: the Shannon entropy of 16 samples of 4 KiB
+/// spread over it is above 7.9 bits per byte (text, tar headers, code and most binaries
+/// are well below; compressed or random bytes are at ~7.99).
+fn high_entropy(chunk: &[u8]) -> bool {
+    const SAMPLE: usize = 4096;
+    const SAMPLES: usize = 16;
+    if chunk.len() < SAMPLE * SAMPLES {
+        return false;
+    }
+    let mut hist = [0u32; 256];
+    let step = chunk.len() / SAMPLES;
+    for i in 0..SAMPLES {
+        for &b in &chunk[i * step..i * step + SAMPLE] {
+            hist[b as usize] += 1;
+        }
+    }
+    let n = (SAMPLE * SAMPLES) as f64;
+    let h: f64 = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    h > 7.9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn roundtrip(data: &[u8]) -> usize {
+        let mut gz = LayerGz::new(Vec::new()).unwrap();
+        for part in data.chunks(8191) {
+            gz.write_all(part).unwrap();
+        }
+        let out = gz.finish().unwrap();
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == data, "round trip");
+        out.len()
+    }
+
+    #[test]
+    fn layer_gz_round_trips_mixed_data() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        };
+        let text: Vec<u8> = b"hello layer "
+            .iter()
+            .cycle()
+            .take(3 << 20)
+            .copied()
+            .collect();
+        let random: Vec<u8> = (0..(3 << 20) + 12345).map(|_| noise()).collect();
+        let mut mixed = text.clone();
+        mixed.extend_from_slice(&random);
+        mixed.extend_from_slice(&text);
+        assert_eq!(roundtrip(&[]), 20);
+        assert!(roundtrip(&text) < text.len() / 50);
+        let n = roundtrip(&random);
+        assert!(n < random.len() + random.len() / 100);
+        let n = roundtrip(&mixed);
+        assert!(
+            n < random.len() + random.len() / 20,
+            "text still compressed: {n}"
+        );
     }
 }

@@ -9,8 +9,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
-use crate::digest::{Algorithm, Digest, DigestingWriter};
+use crate::digest::{Algorithm, Digest, DigestingWriter, Hasher};
+
+/// Names of kept partial downloads in the ingest directory: `partial-<alg>-<hex>`.
+const PARTIAL_PREFIX: &str = "partial-";
+
+/// Partial downloads untouched for this long are removed when the store opens.
+pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// Errors of the content store.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +119,59 @@ impl ContentStore {
         })
     }
 
+    /// The kept partial download of blob `digest` (`size` bytes), created empty if there
+    /// is none: what it holds is re-hashed, so that the download can go on from
+    /// [`Partial::offset`]. `None` when another writer holds it (a concurrent download
+    /// of the same blob). A partial is not a blob: [`list`](Self::list) does not see it.
+    pub fn partial(&self, digest: &Digest, size: u64) -> Result<Option<Partial<'_>>> {
+        let path = self.ingest.join(format!(
+            "{PARTIAL_PREFIX}{}-{}",
+            digest.algorithm(),
+            digest.hex()
+        ));
+        let ctx = || format!("open {}", path.display());
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(ContentError::io(ctx()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(ContentError::io(ctx())(e)),
+        }
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut len = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(ContentError::io(ctx()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            len += n as u64;
+        }
+        if len > size {
+            // Not a prefix of this blob: start over.
+            file.set_len(0).map_err(ContentError::io(ctx()))?;
+            hasher = Hasher::new(digest.algorithm());
+            len = 0;
+        }
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(len))
+            .map_err(ContentError::io(ctx()))?;
+        Ok(Some(Partial {
+            store: self,
+            path,
+            file,
+            hasher,
+            len,
+            offset: len,
+        }))
+    }
+
     /// Stores everything `reader` yields. With `expected`, the content must hash to it,
     /// or the write fails and nothing is stored. Returns the blob's digest.
     pub fn write(&self, expected: Option<&Digest>, mut reader: impl Read) -> Result<Digest> {
@@ -211,6 +271,21 @@ impl ContentStore {
         }
     }
 
+    /// Renames the synced, verified file `from` into place as blob `digest`, durably.
+    fn move_in(&self, from: &Path, digest: &Digest) -> Result<()> {
+        let dest = self.path(digest);
+        fs::rename(from, &dest).map_err(ContentError::io(format!(
+            "rename {} to {}",
+            from.display(),
+            dest.display()
+        )))?;
+        // Make the rename durable: the blob must survive a crash once we return.
+        let dir = dest.parent().expect("blob path has a parent");
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(ContentError::io(format!("fsync {}", dir.display())))
+    }
+
     /// Removes ingest files whose writer process is gone. Files of this process and of
     /// live processes are kept: they may be writes in progress.
     fn clean_ingest(&self) -> Result<()> {
@@ -218,6 +293,18 @@ impl ContentStore {
             .map_err(ContentError::io(format!("list {}", self.ingest.display())))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
+            if name.to_str().is_some_and(|n| n.starts_with(PARTIAL_PREFIX)) {
+                // Kept for resuming, unless nobody came back for it.
+                let age = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok());
+                if age.is_none_or(|a| a > PARTIAL_MAX_AGE) {
+                    let _ = fs::remove_file(entry.path());
+                }
+                continue;
+            }
             let pid = name
                 .to_str()
                 .and_then(|n| n.split('-').next())
@@ -271,17 +358,7 @@ impl Ingest<'_> {
                 });
             }
         }
-        let dest = self.store.path(&actual);
-        fs::rename(&self.path, &dest).map_err(ContentError::io(format!(
-            "rename {} to {}",
-            self.path.display(),
-            dest.display()
-        )))?;
-        // Make the rename durable: the blob must survive a crash once we return.
-        let dir = dest.parent().expect("blob path has a parent");
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(ContentError::io(format!("fsync {}", dir.display())))?;
+        self.store.move_in(&self.path, &actual)?;
         Ok(actual)
     }
 }
@@ -300,6 +377,93 @@ impl Drop for Ingest<'_> {
     fn drop(&mut self) {
         // After a successful commit the file has been renamed; otherwise discard it.
         let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// A kept partial download (see [`ContentStore::partial`]): written to, it grows; on
+/// drop it stays for a later download to resume; [`commit`](Partial::commit) stores it
+/// as a blob, [`discard`](Partial::discard) removes it.
+#[derive(Debug)]
+pub struct Partial<'a> {
+    store: &'a ContentStore,
+    path: PathBuf,
+    file: File,
+    hasher: Hasher,
+    len: u64,
+    offset: u64,
+}
+
+impl Partial<'_> {
+    /// How many bytes it held when opened: where the download resumes.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The hash state over everything written so far (at open: over the first
+    /// [`offset`](Self::offset) bytes).
+    pub fn hasher(&self) -> Hasher {
+        self.hasher.clone()
+    }
+
+    /// Bytes held now.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A reader over the first [`offset`](Self::offset) bytes (those it held at open).
+    pub fn prefix(&self) -> io::Result<io::Take<File>> {
+        Ok(File::open(&self.path)?.take(self.offset))
+    }
+
+    /// Syncs, checks against `expected` and moves it into the store; on a mismatch it
+    /// is removed and nothing is stored.
+    pub fn commit(mut self, expected: &Digest) -> Result<Digest> {
+        let actual = self.hasher.clone().finish();
+        if &actual != expected {
+            self.len = 0; // removed on drop
+            return Err(ContentError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        self.file
+            .sync_all()
+            .map_err(ContentError::io(format!("fsync {}", self.path.display())))?;
+        self.store.move_in(&self.path, &actual)?;
+        self.len = u64::MAX; // moved: nothing to remove
+        Ok(actual)
+    }
+
+    /// Removes it (its content is wrong: no use resuming it).
+    pub fn discard(mut self) {
+        self.len = 0; // removed on drop
+    }
+}
+
+impl Drop for Partial<'_> {
+    fn drop(&mut self) {
+        // Nothing received: nothing to resume.
+        if self.len == 0 {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Write for Partial<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -398,6 +562,63 @@ mod tests {
         assert_eq!(fs::read_dir(&ingest).unwrap().count(), 1);
         let d = live.commit(None).unwrap();
         assert!(cs2.exists(&d));
+        assert!(ingest_is_empty(tmp.path()));
+    }
+
+    #[test]
+    fn partials_resume_are_locked_kept_and_aged_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(tmp.path()).unwrap();
+        let data = b"hello partial world".to_vec();
+        let d = Digest::sha256_of(&data);
+        {
+            let mut p = cs.partial(&d, data.len() as u64).unwrap().unwrap();
+            assert_eq!(p.offset(), 0);
+            // A second writer of the same blob is told to go its own way.
+            assert!(cs.partial(&d, data.len() as u64).unwrap().is_none());
+            p.write_all(&data[..5]).unwrap();
+        }
+        // Kept across a reopen (a daemon restart), not a blob.
+        let cs = ContentStore::open(tmp.path()).unwrap();
+        assert!(cs.list().unwrap().is_empty());
+        let mut p = cs.partial(&d, data.len() as u64).unwrap().unwrap();
+        assert_eq!(p.offset(), 5);
+        let mut prefix = Vec::new();
+        p.prefix().unwrap().read_to_end(&mut prefix).unwrap();
+        assert_eq!(prefix, &data[..5]);
+        let mut h = p.hasher();
+        h.update(&data[5..]);
+        assert_eq!(h.finish(), d);
+        p.write_all(&data[5..]).unwrap();
+        assert_eq!(p.commit(&d).unwrap(), d);
+        assert_eq!(cs.read(&d).unwrap(), data);
+        assert!(ingest_is_empty(tmp.path()));
+
+        // Wrong content is not stored, and not kept.
+        let other = Digest::sha256_of(b"other");
+        let mut p = cs.partial(&other, 5).unwrap().unwrap();
+        p.write_all(b"wrong").unwrap();
+        assert!(p.commit(&other).is_err());
+        assert!(ingest_is_empty(tmp.path()));
+
+        // Old partials go when the store opens.
+        let mut p = cs.partial(&other, 5).unwrap().unwrap();
+        p.write_all(b"ot").unwrap();
+        drop(p);
+        let f = fs::read_dir(tmp.path().join("content/ingest"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let old = SystemTime::now() - PARTIAL_MAX_AGE - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        ContentStore::open(tmp.path()).unwrap();
         assert!(ingest_is_empty(tmp.path()));
     }
 }

@@ -236,6 +236,7 @@ impl Client {
                     return Err(Error::Unauthorized {
                         registry: remote.target.registry.clone(),
                         message: "the registry wants a user name and password".into(),
+                        code: None,
                     })
                 }
             },
@@ -261,7 +262,7 @@ impl Client {
                 let b = read_body(resp, ERROR_BODY_LIMIT, "error body")
                     .await
                     .unwrap_or_default();
-                let (_, m) = parse_error_body(&b);
+                let (code, m) = parse_error_body(&b);
                 Err(Error::Unauthorized {
                     registry: remote.target.registry.clone(),
                     message: if m.is_empty() {
@@ -269,6 +270,7 @@ impl Client {
                     } else {
                         m
                     },
+                    code,
                 })
             }
             _ => Err(error_from(resp, &ping).await),
@@ -486,7 +488,7 @@ impl Client {
                 let b = read_body(resp, ERROR_BODY_LIMIT, "error body")
                     .await
                     .unwrap_or_default();
-                let (_, m) = parse_error_body(&b);
+                let (code, m) = parse_error_body(&b);
                 Err(Error::Unauthorized {
                     registry: registry.clone(),
                     message: if m.is_empty() {
@@ -494,6 +496,7 @@ impl Client {
                     } else {
                         m
                     },
+                    code,
                 })
             }
             _ => Err(error_from(resp, &url).await),
@@ -593,13 +596,14 @@ impl Client {
             let challenge = pick_challenge(&resp, registry)?;
             let known = self.challenge_for(remote);
             self.remember_challenge(remote, &challenge);
-            let unauthorized = |m: String| Error::Unauthorized {
+            let unauthorized = |code: Option<String>, m: String| Error::Unauthorized {
                 registry: registry.clone(),
                 message: if m.is_empty() {
                     "authentication required".into()
                 } else {
                     m
                 },
+                code,
             };
             let retry = match (&auth, challenge.scheme.as_str()) {
                 // First contact: now that the challenge is known, authenticate.
@@ -616,13 +620,14 @@ impl Client {
                 let b = read_body(resp, ERROR_BODY_LIMIT, "error body")
                     .await
                     .unwrap_or_default();
-                let (_, m) = parse_error_body(&b);
-                return Err(unauthorized(m));
+                let (code, m) = parse_error_body(&b);
+                return Err(unauthorized(code, m));
             }
         }
         Err(Error::Unauthorized {
             registry: registry.clone(),
             message: "authentication failed".into(),
+            code: None,
         })
     }
 }

@@ -88,6 +88,8 @@ pub enum Error {
         registry: String,
         /// The registry's message, or what was missing.
         message: String,
+        /// The registry's error code (`UNAUTHORIZED`, `DENIED`), when it gave one.
+        code: Option<String>,
     },
     /// A 401 without a challenge berth can answer (no `WWW-Authenticate`, or an unknown
     /// scheme).

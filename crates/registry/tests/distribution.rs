@@ -2,123 +2,26 @@
 //! test on 127.0.0.1 with its own storage: plain HTTP on loopback, TLS with a CA made
 //! here, and htpasswd basic auth behind TLS.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use bytes::Bytes;
+use e2e::registry::{Pki, Registry, RegistryOpts};
 use image::digest::Hasher;
 use image::{Digest, ImageRef};
 use registry::manifest::{self, Descriptor, ImageIndex, ImageManifest, Platform};
 use registry::{BlobPush, Client, Credentials, Error, RegistryConfig};
 use tokio::io::AsyncReadExt;
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-
-/// A running `docker-registry`; killed and its directory removed on drop.
-struct Registry {
-    child: Child,
-    _dir: tempfile::TempDir,
-    port: u16,
+/// `<registry>/<repo>:<tag>`.
+fn image_of(reg: &Registry, repo: &str, tag: &str) -> ImageRef {
+    ImageRef::parse(&format!("{}/{repo}:{tag}", reg.host())).unwrap()
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Default)]
-struct Opts {
-    tls: Option<(PathBuf, PathBuf)>,
-    htpasswd: Option<PathBuf>,
-}
-
-fn ensure_registry_bin() {
-    if !Path::new(REGISTRY_BIN).exists() {
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "docker-registry"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    assert!(
-        Path::new(REGISTRY_BIN).exists(),
-        "{REGISTRY_BIN} missing: run scripts/deps.sh (apt-get install docker-registry)"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Registry {
-    fn start(opts: Opts) -> Registry {
-        ensure_registry_bin();
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            let port = free_port();
-            let storage = dir.path().join("storage");
-            std::fs::create_dir_all(&storage).unwrap();
-            let mut yaml = format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                storage.display()
-            );
-            if let Some((cert, key)) = &opts.tls {
-                yaml.push_str(&format!(
-                    "  tls:\n    certificate: {}\n    key: {}\n",
-                    cert.display(),
-                    key.display()
-                ));
-            }
-            if let Some(h) = &opts.htpasswd {
-                yaml.push_str(&format!(
-                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                    h.display()
-                ));
-            }
-            let cfg = dir.path().join("config.yml");
-            std::fs::write(&cfg, yaml).unwrap();
-            let mut child = Command::new(REGISTRY_BIN)
-                .arg("serve")
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start docker-registry");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Registry {
-                        child,
-                        _dir: dir,
-                        port,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile, most likely: try another
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("docker-registry did not start");
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn image(&self, repo: &str, tag: &str) -> ImageRef {
-        ImageRef::parse(&format!("{}/{repo}:{tag}", self.host())).unwrap()
-    }
+/// A certs.d with `<host>/ca.crt`.
+fn certs_d(pki: &Pki, host: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    pki.install_ca(d.path(), host);
+    d
 }
 
 fn noise(seed: u8, len: usize) -> Bytes {
@@ -176,10 +79,10 @@ async fn push_image(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_on_loopback_push_pull_mount_tags_resume() {
-    let reg = Registry::start(Opts::default());
+    let reg = Registry::start(RegistryOpts::default());
     // Loopback is insecure by default, as in Docker: https is tried, then plain http.
     let client = Client::new(RegistryConfig::default()).unwrap();
-    let image = reg.image("berth/app", "v1");
+    let image = image_of(&reg, "berth/app", "v1");
     let (m, layers, digest) = push_image(&client, &image, Credentials::Anonymous).await;
 
     // Present blobs are skipped; a blob of another repository is mounted.
@@ -197,7 +100,7 @@ async fn plain_http_on_loopback_push_pull_mount_tags_resume() {
         BlobPush::Exists
     );
     let other = client
-        .repository(&reg.image("berth/other", "x"), Credentials::Anonymous)
+        .repository(&image_of(&reg, "berth/other", "x"), Credentials::Anonymous)
         .for_push();
     assert_eq!(
         other
@@ -352,7 +255,7 @@ async fn plain_http_on_loopback_push_pull_mount_tags_resume() {
         .push_manifest("multi", manifest::OCI_INDEX, idx_bytes)
         .await
         .unwrap();
-    let multi = reg.image("berth/app", "multi");
+    let multi = image_of(&reg, "berth/app", "multi");
     let r = client
         .resolve(
             &multi,
@@ -386,7 +289,7 @@ async fn plain_http_on_loopback_push_pull_mount_tags_resume() {
     // Unknown tag: 404 with the registry's message.
     let e = client
         .resolve(
-            &reg.image("berth/app", "nope"),
+            &image_of(&reg, "berth/app", "nope"),
             Credentials::Anonymous,
             &Platform::host(),
         )
@@ -394,103 +297,6 @@ async fn plain_http_on_loopback_push_pull_mount_tags_resume() {
         .unwrap_err();
     assert!(e.is_not_found(), "{e}");
     assert!(e.to_string().contains("manifest unknown"), "{e}");
-}
-
-/// A CA and a server certificate for 127.0.0.1, made with the openssl CLI.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=berth test CA",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(
-            dir.path().join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
-        Pki { dir }
-    }
-
-    fn tls(&self) -> Option<(PathBuf, PathBuf)> {
-        Some((
-            self.dir.path().join("server.crt"),
-            self.dir.path().join("server.key"),
-        ))
-    }
-
-    /// A certs.d with `<host>/ca.crt`.
-    fn certs_d(&self, host: &str) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join(host)).unwrap();
-        std::fs::copy(
-            self.dir.path().join("ca.crt"),
-            d.path().join(host).join("ca.crt"),
-        )
-        .unwrap();
-        d
-    }
 }
 
 fn strict(certs_dir: &Path) -> RegistryConfig {
@@ -505,11 +311,11 @@ fn strict(certs_dir: &Path) -> RegistryConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_needs_the_ca_in_certs_d() {
     let pki = Pki::new();
-    let reg = Registry::start(Opts {
+    let reg = Registry::start(RegistryOpts {
         tls: pki.tls(),
         ..Default::default()
     });
-    let image = reg.image("berth/tls", "v1");
+    let image = image_of(&reg, "berth/tls", "v1");
 
     // Not trusted: refused with a message naming the registry and the way out.
     let empty = tempfile::tempdir().unwrap();
@@ -526,7 +332,7 @@ async fn tls_needs_the_ca_in_certs_d() {
     );
 
     // With certs.d/<host:port>/ca.crt: pushes and pulls.
-    let certs = pki.certs_d(&reg.host());
+    let certs = certs_d(&pki, &reg.host());
     let client = Client::new(strict(certs.path())).unwrap();
     let (m, layers, digest) = push_image(&client, &image, Credentials::Anonymous).await;
     let r = client
@@ -543,10 +349,10 @@ async fn tls_needs_the_ca_in_certs_d() {
     );
 
     // A plain-HTTP client of a secure registry is refused: no fallback to http.
-    let http_reg = Registry::start(Opts::default());
+    let http_reg = Registry::start(RegistryOpts::default());
     let e = client
         .resolve(
-            &http_reg.image("x/y", "z"),
+            &image_of(&http_reg, "x/y", "z"),
             Credentials::Anonymous,
             &Platform::host(),
         )
@@ -590,18 +396,12 @@ async fn tls_needs_the_ca_in_certs_d() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn htpasswd_basic_auth_behind_tls() {
     let pki = Pki::new();
-    let htpasswd = pki.dir.path().join("htpasswd");
-    let out = Command::new("htpasswd")
-        .args(["-Bbn", "alice", "s3cret"])
-        .output()
-        .expect("htpasswd (apache2-utils)");
-    assert!(out.status.success());
-    std::fs::write(&htpasswd, &out.stdout).unwrap();
-    let reg = Registry::start(Opts {
+    let htpasswd = pki.htpasswd("alice", "s3cret");
+    let reg = Registry::start(RegistryOpts {
         tls: pki.tls(),
         htpasswd: Some(htpasswd),
     });
-    let certs = pki.certs_d(&reg.host());
+    let certs = certs_d(&pki, &reg.host());
     let client = Client::new(strict(certs.path())).unwrap();
     let alice = Credentials::basic("alice", "s3cret");
 
@@ -623,7 +423,7 @@ async fn htpasswd_basic_auth_behind_tls() {
     assert!(e.is_auth(), "{e}");
 
     // push and pull with the credentials.
-    let image = reg.image("alice/app", "v1");
+    let image = image_of(&reg, "alice/app", "v1");
     let (m, layers, digest) = push_image(&client, &image, alice.clone()).await;
     let r = client
         .resolve(&image, alice.clone(), &Platform::host())
@@ -657,7 +457,7 @@ async fn htpasswd_basic_auth_behind_tls() {
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
     let wrong = client
         .repository(
-            &reg.image("alice/app", "v2"),
+            &image_of(&reg, "alice/app", "v2"),
             Credentials::basic("alice", "nope"),
         )
         .for_push();
