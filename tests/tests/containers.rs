@@ -291,3 +291,51 @@ fn log_driver_and_options() {
         stderr(&o)
     );
 }
+
+/// `container prune` takes the stopped containers only, honours `label` and `label!`,
+/// and says what it reclaimed in an event.
+#[test]
+fn container_prune_filters() {
+    let d = Daemon::with_busybox();
+    ok(&d.docker(&["run", "-d", "--name", "up", "busybox", "sleep", "300"]));
+    ok(&d.docker(&[
+        "create", "--name", "keep", "-l", "keep=1", "busybox", "true",
+    ]));
+    ok(&d.docker(&["create", "--name", "gone", "busybox", "true"]));
+    ok(&d.docker(&["run", "--name", "ran", "-l", "tier=x", "busybox", "true"]));
+    let out = ok(&d.docker(&["container", "prune", "-f", "--filter", "label!=keep"]));
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let mut names: Vec<String> = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"]))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["keep", "up"]);
+    ok(&d.docker(&["container", "prune", "-f", "--filter", "label=keep=1"]));
+    let names = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert_eq!(names.trim(), "up");
+    // `--until 0s` is now in whole seconds: let the second of the prunes pass.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let ev = ok(&d.docker(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "event=prune",
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]));
+    assert_eq!(
+        ev.lines().filter(|l| *l == "container prune").count(),
+        2,
+        "{ev}"
+    );
+    let o = d.docker(&["container", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(
+        stderr(&o).contains("invalid filter 'bogus'"),
+        "{}",
+        stderr(&o)
+    );
+}

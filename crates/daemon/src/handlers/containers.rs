@@ -13,6 +13,7 @@ use engine::containers::attach::{AttachRequest, Attached};
 use engine::containers::create::CreateOptions;
 use engine::containers::filter::docker_status;
 use engine::containers::logs::{LogStream, LogsOptions};
+use engine::containers::prune::PruneFilter;
 use engine::containers::restart::RestartPolicy;
 use engine::containers::start::WaitCondition;
 use engine::containers::{Container, ContainerConfig, HostConfig, ListOptions, LogConfig, Status};
@@ -421,46 +422,23 @@ fn prune_until(v: &str) -> Result<SystemTime, ApiError> {
 }
 
 /// `POST /containers/prune`: removes the containers that are not running (created,
-/// exited), optionally only those matching `label` and created before `until`.
+/// exited), optionally only those matching `label`/`label!` and created before `until`.
 async fn prune(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>, ApiError> {
-    let mut filters = std::collections::BTreeMap::new();
-    let mut until = None;
+    let mut filter = PruneFilter::default();
     for (k, v) in q.filters()? {
         match k.as_str() {
-            "label" => {
-                filters.insert(k, v);
-            }
+            "label" => filter.labels.extend(v),
+            "label!" => filter.not_labels.extend(v),
             "until" => {
                 for t in &v {
-                    until = Some(prune_until(t)?);
+                    filter.until = Some(prune_until(t)?);
                 }
             }
             _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
         }
     }
     let e = engine.clone();
-    let (deleted, reclaimed) = blocking(move || {
-        let cs: Vec<Container> = e
-            .list_containers(&ListOptions { all: true, filters })?
-            .into_iter()
-            .filter(|c| !c.running())
-            .filter(|c| {
-                until.is_none_or(|u| humantime::parse_rfc3339_weak(&c.created).is_ok_and(|t| t < u))
-            })
-            .collect();
-        let sizes = e.container_sizes(&cs)?;
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0u64;
-        for (c, u) in cs.iter().zip(sizes) {
-            // One that started or went meanwhile is left alone, as in dockerd.
-            if e.remove_container(&c.id, false).is_ok() {
-                deleted.push(c.id.clone());
-                reclaimed += u.size_rw;
-            }
-        }
-        Ok((deleted, reclaimed))
-    })
-    .await?;
+    let (deleted, reclaimed) = blocking(move || e.prune_containers(&filter)).await?;
     json(&json!({
         "ContainersDeleted": (!deleted.is_empty()).then_some(deleted),
         "SpaceReclaimed": reclaimed,

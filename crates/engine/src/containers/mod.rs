@@ -21,6 +21,7 @@ pub mod filter;
 pub mod logs;
 pub mod names;
 pub mod pause;
+pub mod prune;
 pub mod rename;
 pub mod restart;
 pub mod seccomp;
