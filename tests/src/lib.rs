@@ -313,6 +313,7 @@ impl Drop for Daemon {
         // restart): processes started on this state and mounts below it.
         kill_processes_mentioning(&self.dir);
         unmount_below(&self.dir);
+        remove_container_cgroups(&self.dir.join("data/containers"));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -338,6 +339,28 @@ fn kill_processes_mentioning(dir: &Path) {
         if String::from_utf8_lossy(&cmd).contains(&needle) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
+    }
+}
+
+/// Removes the cgroups (`berth/<id>` in every hierarchy) of the containers recorded
+/// under `containers`, which a killed shim could not delete.
+fn remove_container_cgroups(containers: &Path) {
+    let Ok(ids) = std::fs::read_dir(containers) else {
+        return;
+    };
+    let ids: Vec<String> = ids
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        for id in &ids {
+            let _ = std::fs::remove_dir(h.path().join("berth").join(id));
+        }
+        // The shared parent goes with the last container (fails while others use it).
+        let _ = std::fs::remove_dir(h.path().join("berth"));
     }
 }
 
