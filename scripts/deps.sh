@@ -5,6 +5,8 @@ need=()
 for pkg in busybox-static runc iproute2 procps curl gcc libc6-dev python3 python3-venv docker-registry apache2-utils openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# The e2e tests drive berthd with the stock docker CLI; Debian's docker.io has one.
+command -v docker >/dev/null || need+=(docker.io)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
