@@ -339,3 +339,97 @@ fn container_prune_filters() {
         stderr(&o)
     );
 }
+
+/// The run flags reach the container: limits in its cgroups, `--env-file`, networking
+/// (`none` has only lo, `host` the host's links), hostname, /etc/hosts and resolv.conf.
+#[test]
+fn run_flags_reach_the_container() {
+    let d = Daemon::with_busybox();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
+    let id = id.trim();
+    let cg = |ctrl: &str, file: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}/berth/{id}/{file}"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cg("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(cg("pids", "pids.max"), "50");
+
+    let env_file = d.dir.join("env");
+    std::fs::write(&env_file, "# a comment\nFOO=bar\n\nEMPTY=\n").unwrap();
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "busybox",
+        "sh",
+        "-c",
+        "echo \"$FOO|${EMPTY-unset}\"",
+    ]));
+    assert_eq!(out, "bar|\n");
+
+    let links = |net: &str| {
+        let mut v: Vec<String> = ok(&d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ]))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(links("none"), ["lo"]);
+    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    host.sort();
+    assert_eq!(links("host"), host);
+
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "box1",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hosts; test -s /etc/resolv.conf && echo resolv",
+    ]));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("box1"));
+    assert!(out.contains("127.0.0.1\tlocalhost"), "{out}");
+    assert!(out.contains("\tbox1"), "{out}");
+    assert!(out.ends_with("resolv\n"), "{out}");
+    // Without --hostname, Docker's: the short id.
+    let out = ok(&d.docker(&["run", "-d", "busybox", "hostname"]));
+    let short = &out.trim()[..12];
+    ok(&d.docker(&["wait", out.trim()]));
+    assert_eq!(ok(&d.docker(&["logs", out.trim()])).trim(), short);
+}

@@ -2,6 +2,7 @@
 //! HTTP status, and API version negotiation. Shared by berthd (server) and the berth CLI
 //! (client), so both agree on every field name.
 
+pub mod detach;
 pub mod error;
 pub mod images;
 pub mod models;

@@ -184,40 +184,12 @@ impl Detach {
     }
 }
 
-/// Docker's detach-key syntax: comma-separated `ctrl-<c>` or single characters;
-/// empty gives the default, ctrl-p,ctrl-q.
+/// The detach keys of a request (`detachKeys`); empty gives Docker's default.
 pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, api::ApiError> {
-    let spec = if spec.is_empty() {
-        "ctrl-p,ctrl-q"
-    } else {
-        spec
-    };
-    let bad = || api::ApiError::bad_request(format!("Invalid detach keys ({spec}) provided"));
-    let mut keys = Vec::new();
-    for k in spec.split(',') {
-        let k = k.trim();
-        if let Some(c) = k.strip_prefix("ctrl-") {
-            let c = c.as_bytes();
-            if c.len() != 1 {
-                return Err(bad());
-            }
-            keys.push(match c[0] {
-                b'a'..=b'z' => c[0] - b'a' + 1,
-                b'@' => 0,
-                b'[' => 27,
-                b'\\' => 28,
-                b']' => 29,
-                b'^' => 30,
-                b'_' => 31,
-                _ => return Err(bad()),
-            });
-        } else if k.len() == 1 {
-            keys.push(k.as_bytes()[0]);
-        } else {
-            return Err(bad());
-        }
+    if spec.is_empty() {
+        return Ok(api::detach::DEFAULT.to_vec());
     }
-    Ok(keys)
+    api::detach::parse(spec).map_err(api::ApiError::bad_request)
 }
 
 /// Docker's content type for a stream: raw for a terminal, else multiplexed frames.
@@ -234,13 +206,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detach_keys_parse_as_docker() {
-        assert_eq!(parse_detach_keys("").unwrap(), vec![16, 17]);
-        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
-        assert_eq!(parse_detach_keys("ctrl-@,ctrl-[").unwrap(), vec![0, 27]);
-        assert!(parse_detach_keys("ctrl-").is_err());
-        assert!(parse_detach_keys("ctrl-1").is_err());
-        assert!(parse_detach_keys("ab").is_err());
+    fn empty_detach_keys_are_the_default() {
+        assert_eq!(parse_detach_keys("").unwrap(), api::detach::DEFAULT);
+        assert_eq!(parse_detach_keys("ctrl-").unwrap_err().status, 400);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::{PoisonError, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use image::archive::{ArchiveError, LoadedImage as StoreLoaded};
 use image::config::ImageConfig;
@@ -20,6 +20,7 @@ use image::reference::{self, ImageRef, ReferenceError};
 use image::store::StoreError;
 use image::Digest;
 
+use crate::containers::now_rfc3339;
 use crate::error::{Error, Result};
 use crate::store::{ImageRecord, Tx, IMAGES, TAGS};
 use crate::Engine;
@@ -184,10 +185,6 @@ fn unix_secs(t: Option<&str>) -> i64 {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
 fn familiar(full: &str) -> String {

@@ -135,3 +135,8 @@ impl Engine {
         }
     }
 }
+
+/// The host's architecture as Docker names it (Go's `GOARCH`: `amd64`, `arm64`).
+pub fn go_arch() -> &'static str {
+    image::config::host_platform().0
+}

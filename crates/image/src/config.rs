@@ -237,7 +237,9 @@ pub fn host_platform() -> (&'static str, &'static str, Option<&'static str>) {
         "powerpc64" => "ppc64",
         "s390x" => "s390x",
         "riscv64" => "riscv64",
+        "mips64" if cfg!(target_endian = "little") => "mips64le",
         "mips64" => "mips64",
+        "mips" if cfg!(target_endian = "little") => "mipsle",
         "loongarch64" => "loong64",
         other => other,
     };

@@ -37,10 +37,46 @@ fn tmp() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Rotation after `max_size` bytes, keeping `max_file` files.
+fn rotating(max_size: u64, max_file: u32, compress: bool) -> JsonFileOptions {
+    JsonFileOptions {
+        max_size: Some(max_size),
+        max_file,
+        compress,
+        ..Default::default()
+    }
+}
+
+fn default_writer(path: &Path) -> JsonFileWriter {
+    JsonFileWriter::open(path, JsonFileOptions::default()).unwrap()
+}
+
+fn tail(n: usize) -> ReadOptions {
+    ReadOptions {
+        tail: Some(n),
+        ..Default::default()
+    }
+}
+
+/// Follows until `stop` is set, starting `tail` lines from the end (None: all).
+fn following(stop: &Arc<AtomicBool>, tail: Option<usize>) -> ReadOptions {
+    ReadOptions {
+        follow: true,
+        tail,
+        stop: Some(stop.clone()),
+        ..Default::default()
+    }
+}
+
+/// The lines `write_numbered` writes for `range`.
+fn numbered(range: impl Iterator<Item = usize>) -> Vec<String> {
+    range.map(|i| format!("line {i:05}")).collect()
+}
+
 #[test]
 fn writes_docker_bytes() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(&path, JsonFileOptions::default()).unwrap();
+    let mut w = default_writer(&path);
     w.write(
         Stream::Stdout,
         b"hello <world> & \"q\"\tx\n",
@@ -108,7 +144,7 @@ fn writes_attrs_sorted_and_escaped() {
 #[test]
 fn partial_lines_and_flush() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(&path, JsonFileOptions::default()).unwrap();
+    let mut w = default_writer(&path);
     w.write(Stream::Stdout, b"par", at(T0, 1)).unwrap();
     // Nothing is written until the line completes.
     assert_eq!(fs::metadata(&path).unwrap().len(), 0);
@@ -145,7 +181,7 @@ fn partial_lines_and_flush() {
 #[test]
 fn long_line_split_at_16k() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(&path, JsonFileOptions::default()).unwrap();
+    let mut w = default_writer(&path);
     let mut big: Vec<u8> = (0..MAX_LINE * 2 + 100)
         .map(|i| b'a' + (i % 26) as u8)
         .collect();
@@ -193,12 +229,7 @@ fn rotated(path: &Path, n: u32, ext: &str) -> PathBuf {
 #[test]
 fn rotation_max_size_max_file() {
     let (_d, path) = tmp();
-    let opts = JsonFileOptions {
-        max_size: Some(1000),
-        max_file: 3,
-        ..Default::default()
-    };
-    let mut w = JsonFileWriter::open(&path, opts).unwrap();
+    let mut w = JsonFileWriter::open(&path, rotating(1000, 3, false)).unwrap();
     write_numbered(&mut w, 0, 200);
     w.close().unwrap();
     let line_len = 80; // each entry is about 75 bytes
@@ -215,20 +246,11 @@ fn rotation_max_size_max_file() {
     let got = lines(&e);
     assert_eq!(got.last().unwrap(), "line 00199");
     let first: usize = got[0][5..].parse().unwrap();
-    let want: Vec<String> = (first..200).map(|i| format!("line {i:05}")).collect();
-    assert_eq!(got, want);
+    assert_eq!(got, numbered(first..200));
     assert!(got.len() > 26 && got.len() < 45, "{}", got.len());
 
     // Reopening appends and keeps rotating from the existing size.
-    let mut w = JsonFileWriter::open(
-        &path,
-        JsonFileOptions {
-            max_size: Some(1000),
-            max_file: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut w = JsonFileWriter::open(&path, rotating(1000, 3, false)).unwrap();
     write_numbered(&mut w, 200, 230);
     w.close().unwrap();
     let got = lines(&collect(&path, ReadOptions::default()));
@@ -238,15 +260,7 @@ fn rotation_max_size_max_file() {
 #[test]
 fn rotation_single_file_unlinks() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(
-        &path,
-        JsonFileOptions {
-            max_size: Some(500),
-            max_file: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut w = JsonFileWriter::open(&path, rotating(500, 1, false)).unwrap();
     write_numbered(&mut w, 0, 50);
     w.close().unwrap();
     assert!(!rotated(&path, 1, "").exists());
@@ -258,13 +272,7 @@ fn rotation_single_file_unlinks() {
 #[test]
 fn compress_rotated_files() {
     let (_d, path) = tmp();
-    let opts = JsonFileOptions {
-        max_size: Some(2000),
-        max_file: 4,
-        compress: true,
-        ..Default::default()
-    };
-    let mut w = JsonFileWriter::open(&path, opts).unwrap();
+    let mut w = JsonFileWriter::open(&path, rotating(2000, 4, true)).unwrap();
     write_numbered(&mut w, 0, 300);
     w.close().unwrap();
     for n in 1..=3 {
@@ -284,12 +292,7 @@ fn compress_rotated_files() {
 
     let got = lines(&collect(&path, ReadOptions::default()));
     let first: usize = got[0][5..].parse().unwrap();
-    assert_eq!(
-        got,
-        (first..300)
-            .map(|i| format!("line {i:05}"))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(got, numbered(first..300));
     assert!(got.len() >= 81, "{}", got.len());
 
     // since skips whole compressed files by their header, and still filters.
@@ -301,53 +304,25 @@ fn compress_rotated_files() {
             ..Default::default()
         },
     ));
-    assert_eq!(
-        got,
-        (290..300)
-            .map(|i| format!("line {i:05}"))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(got, numbered(290..300));
 }
 
 #[test]
 fn tail_across_rotated_files() {
     for compress in [false, true] {
         let (_d, path) = tmp();
-        let opts = JsonFileOptions {
-            max_size: Some(1500),
-            max_file: 5,
-            compress,
-            ..Default::default()
-        };
-        let mut w = JsonFileWriter::open(&path, opts).unwrap();
+        let mut w = JsonFileWriter::open(&path, rotating(1500, 5, compress)).unwrap();
         write_numbered(&mut w, 0, 90);
         // Leave the live file with only a few lines so tail must reach back.
         w.close().unwrap();
         let live_lines = fs::read_to_string(&path).unwrap().lines().count();
         for n in [0, 1, live_lines, live_lines + 1, 45, 60] {
-            let got = lines(&collect(
-                &path,
-                ReadOptions {
-                    tail: Some(n),
-                    ..Default::default()
-                },
-            ));
-            let want: Vec<String> = (90 - n..90).map(|i| format!("line {i:05}")).collect();
-            assert_eq!(got, want, "tail {n} compress {compress}");
+            let got = lines(&collect(&path, tail(n)));
+            assert_eq!(got, numbered(90 - n..90), "tail {n} compress {compress}");
         }
         // More than exist: everything kept.
         let all = collect(&path, ReadOptions::default()).len();
-        assert_eq!(
-            collect(
-                &path,
-                ReadOptions {
-                    tail: Some(10_000),
-                    ..Default::default()
-                }
-            )
-            .len(),
-            all
-        );
+        assert_eq!(collect(&path, tail(10_000)).len(), all);
         // Tail counts both streams, then filters, as Docker does.
         let got = lines(&collect(
             &path,
@@ -364,26 +339,20 @@ fn tail_across_rotated_files() {
 #[test]
 fn tail_ignores_incomplete_last_line() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(&path, JsonFileOptions::default()).unwrap();
+    let mut w = default_writer(&path);
     write_numbered(&mut w, 0, 5);
     w.close().unwrap();
     // A writer caught mid-line.
     let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
     std::io::Write::write_all(&mut f, b"{\"log\":\"half").unwrap();
-    let got = lines(&collect(
-        &path,
-        ReadOptions {
-            tail: Some(2),
-            ..Default::default()
-        },
-    ));
+    let got = lines(&collect(&path, tail(2)));
     assert_eq!(got, ["line 00003", "line 00004"]);
 }
 
 #[test]
 fn since_until_and_streams() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(&path, JsonFileOptions::default()).unwrap();
+    let mut w = default_writer(&path);
     write_numbered(&mut w, 0, 20);
     w.close().unwrap();
     let opts = ReadOptions {
@@ -391,10 +360,7 @@ fn since_until_and_streams() {
         until: Some(at(T0 + 9, 0)),
         ..Default::default()
     };
-    assert_eq!(
-        lines(&collect(&path, opts)),
-        (5..=9).map(|i| format!("line {i:05}")).collect::<Vec<_>>()
-    );
+    assert_eq!(lines(&collect(&path, opts)), numbered(5..=9));
     let opts = ReadOptions {
         since: Some(at(T0 + 5, 1)),
         stdout: false,
@@ -441,28 +407,16 @@ fn follow_catches_up_after_many_rotations() {
     // writer rotates it several times; it must then read every file in order.
     for compress in [false, true] {
         let (_d, path) = tmp();
-        let opts = JsonFileOptions {
-            max_size: Some(600),
-            max_file: 10,
-            compress,
-            ..Default::default()
-        };
-        let mut w = JsonFileWriter::open(&path, opts).unwrap();
+        let mut w = JsonFileWriter::open(&path, rotating(600, 10, compress)).unwrap();
         write_numbered(&mut w, 0, 3);
         let stop = Arc::new(AtomicBool::new(false));
-        let ropts = ReadOptions {
-            follow: true,
-            stop: Some(stop.clone()),
-            ..Default::default()
-        };
-        let mut reader = read(&path, ropts).unwrap();
+        let mut reader = read(&path, following(&stop, None)).unwrap();
         let mut got: Vec<LogEntry> = (0..3).map(|_| reader.next().unwrap().unwrap()).collect();
         write_numbered(&mut w, 3, 50);
         w.close().unwrap();
         stop.store(true, Ordering::Release);
         got.extend(reader.map(|e| e.unwrap()));
-        let want: Vec<String> = (0..50).map(|i| format!("line {i:05}")).collect();
-        assert_eq!(lines(&got), want, "compress {compress}");
+        assert_eq!(lines(&got), numbered(0..50), "compress {compress}");
     }
 }
 
@@ -470,52 +424,25 @@ fn follow_catches_up_after_many_rotations() {
 fn follow_from_end_catches_up_compressed() {
     // Nothing read yet when the writer rotates (and compresses) repeatedly.
     let (_d, path) = tmp();
-    let opts = JsonFileOptions {
-        max_size: Some(600),
-        max_file: 10,
-        compress: true,
-        ..Default::default()
-    };
-    let mut w = JsonFileWriter::open(&path, opts).unwrap();
+    let mut w = JsonFileWriter::open(&path, rotating(600, 10, true)).unwrap();
     write_numbered(&mut w, 0, 20);
     let stop = Arc::new(AtomicBool::new(false));
-    let ropts = ReadOptions {
-        follow: true,
-        tail: Some(0),
-        stop: Some(stop.clone()),
-        ..Default::default()
-    };
-    let reader = read(&path, ropts).unwrap();
+    let reader = read(&path, following(&stop, Some(0))).unwrap();
     write_numbered(&mut w, 20, 60);
     w.close().unwrap();
     stop.store(true, Ordering::Release);
     let got = lines(&reader.map(|e| e.unwrap()).collect::<Vec<_>>());
-    assert_eq!(
-        got,
-        (20..60).map(|i| format!("line {i:05}")).collect::<Vec<_>>()
-    );
+    assert_eq!(got, numbered(20..60));
 }
 
 #[test]
 fn follow_sees_appends_and_rotation() {
     for (max_file, compress) in [(5, false), (5, true), (1, false)] {
         let (_d, path) = tmp();
-        let opts = JsonFileOptions {
-            max_size: Some(600),
-            max_file,
-            compress,
-            ..Default::default()
-        };
-        let mut w = JsonFileWriter::open(&path, opts).unwrap();
+        let mut w = JsonFileWriter::open(&path, rotating(600, max_file, compress)).unwrap();
         write_numbered(&mut w, 0, 3);
         let stop = Arc::new(AtomicBool::new(false));
-        let ropts = ReadOptions {
-            follow: true,
-            tail: Some(2),
-            stop: Some(stop.clone()),
-            ..Default::default()
-        };
-        let reader = read(&path, ropts).unwrap();
+        let reader = read(&path, following(&stop, Some(2))).unwrap();
         let handle = std::thread::spawn(move || reader.map(|e| e.unwrap()).collect::<Vec<_>>());
         // A steady writer: a few lines, a pause, rotating every ~8 lines.
         for i in 3..200 {
@@ -533,8 +460,11 @@ fn follow_sees_appends_and_rotation() {
             assert!(got.windows(2).all(|p| p[0] < p[1]));
             assert_eq!(got.last().unwrap(), "line 00199");
         } else {
-            let want: Vec<String> = (1..200).map(|i| format!("line {i:05}")).collect();
-            assert_eq!(got, want, "max_file {max_file} compress {compress}");
+            assert_eq!(
+                got,
+                numbered(1..200),
+                "max_file {max_file} compress {compress}"
+            );
         }
     }
 }
@@ -542,19 +472,10 @@ fn follow_sees_appends_and_rotation() {
 #[test]
 fn follow_tail_zero_and_until() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(&path, JsonFileOptions::default()).unwrap();
+    let mut w = default_writer(&path);
     write_numbered(&mut w, 0, 5);
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = read(
-        &path,
-        ReadOptions {
-            follow: true,
-            tail: Some(0),
-            stop: Some(stop.clone()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reader = read(&path, following(&stop, Some(0))).unwrap();
     let handle = std::thread::spawn(move || reader.map(|e| e.unwrap()).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_millis(20));
     write_numbered(&mut w, 5, 7);
@@ -573,7 +494,7 @@ fn follow_tail_zero_and_until() {
 #[test]
 fn follow_latency_is_low() {
     let (_d, path) = tmp();
-    let mut w = JsonFileWriter::open(&path, JsonFileOptions::default()).unwrap();
+    let mut w = default_writer(&path);
     let mut reader = read(
         &path,
         ReadOptions {
@@ -617,55 +538,56 @@ fn config_err(name: &str, pairs: &[(&str, &str)]) -> String {
 
 #[test]
 fn opts_validation_errors() {
-    assert_eq!(
-        config_err("json-file", &[("max-sise", "1m")]),
-        "unknown log opt 'max-sise' for json-file log driver"
-    );
-    assert_eq!(
-        config_err("json-file", &[("max-size", "0")]),
-        "max-size must be a positive number"
-    );
-    assert_eq!(
-        config_err("json-file", &[("max-size", "10q")]),
-        "invalid suffix: 'q'"
-    );
-    assert_eq!(
-        config_err("json-file", &[("max-size", "1m"), ("max-file", "0")]),
-        "max-file cannot be less than 1"
-    );
-    assert_eq!(
-        config_err("json-file", &[("max-file", "x")]),
-        "strconv.Atoi: parsing \"x\": invalid syntax"
-    );
-    assert_eq!(
-        config_err("json-file", &[("compress", "maybe")]),
-        "strconv.ParseBool: parsing \"maybe\": invalid syntax"
-    );
-    assert_eq!(
-        config_err("json-file", &[("compress", "true"), ("max-size", "1m")]),
-        "compress cannot be true when max-file is less than 2 or max-size is not set"
-    );
-    assert_eq!(
-        config_err("json-file", &[("compress", "true"), ("max-file", "3")]),
-        "compress cannot be true when max-file is less than 2 or max-size is not set"
-    );
+    let compress_needs_rotation =
+        "compress cannot be true when max-file is less than 2 or max-size is not set";
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("max-sise", "1m")],
+            "unknown log opt 'max-sise' for json-file log driver",
+        ),
+        (&[("max-size", "0")], "max-size must be a positive number"),
+        (&[("max-size", "10q")], "invalid suffix: 'q'"),
+        (
+            &[("max-size", "1m"), ("max-file", "0")],
+            "max-file cannot be less than 1",
+        ),
+        (
+            &[("max-file", "x")],
+            "strconv.Atoi: parsing \"x\": invalid syntax",
+        ),
+        (
+            &[("compress", "maybe")],
+            "strconv.ParseBool: parsing \"maybe\": invalid syntax",
+        ),
+        (
+            &[("compress", "true"), ("max-size", "1m")],
+            compress_needs_rotation,
+        ),
+        (
+            &[("compress", "true"), ("max-file", "3")],
+            compress_needs_rotation,
+        ),
+        (
+            &[("mode", "fast")],
+            "logger: logging mode not supported: fast",
+        ),
+        (
+            &[("max-buffer-size", "4m")],
+            "logger: max-buffer-size option is only supported with 'mode=non-blocking'",
+        ),
+        (
+            &[("tag", "{{.Nope}}")],
+            "template: log-tag: can't evaluate field Nope",
+        ),
+    ];
+    for (pairs, want) in cases {
+        assert_eq!(config_err("json-file", pairs), *want);
+    }
     assert_eq!(
         config_err("json-file", &[("env-regex", "(")])
             .split(':')
             .next(),
         Some("error parsing regexp")
-    );
-    assert_eq!(
-        config_err("json-file", &[("mode", "fast")]),
-        "logger: logging mode not supported: fast"
-    );
-    assert_eq!(
-        config_err("json-file", &[("max-buffer-size", "4m")]),
-        "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
-    );
-    assert_eq!(
-        config_err("json-file", &[("tag", "{{.Nope}}")]),
-        "template: log-tag: can't evaluate field Nope"
     );
     assert_eq!(
         config_err("splunk", &[]),
@@ -755,23 +677,9 @@ fn opts_accepted() {
 #[ignore]
 fn follow_under_load() {
     let (_d, path) = tmp();
-    let opts = JsonFileOptions {
-        max_size: Some(2_000_000),
-        max_file: 60,
-        compress: true,
-        ..Default::default()
-    };
-    let mut w = JsonFileWriter::open(&path, opts).unwrap();
+    let mut w = JsonFileWriter::open(&path, rotating(2_000_000, 60, true)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = read(
-        &path,
-        ReadOptions {
-            follow: true,
-            stop: Some(stop.clone()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reader = read(&path, following(&stop, None)).unwrap();
     let handle = std::thread::spawn(move || {
         let mut next = 0usize;
         for e in reader {

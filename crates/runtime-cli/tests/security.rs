@@ -8,7 +8,7 @@ use common::*;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,23 @@ fn fails_with(out: &Output, needles: &[&str]) {
     }
 }
 
+/// Asserts that `out` failed naming every needle and that `id` left nothing behind.
+#[track_caller]
+fn refused_cleanly(out: &Output, needles: &[&str], rt: &Runtime, b: &Bundle, id: &str) {
+    fails_with(out, needles);
+    nothing_left(rt, b, id);
+}
+
+/// `run` of the bundle with `true` as a new `prefix` id is refused naming `needle`, and
+/// leaves nothing behind.
+#[track_caller]
+fn run_true_is_refused(rt: &Runtime, b: &mut Bundle, prefix: &str, needle: &str) {
+    b.args(&["true"]);
+    let id = unique(prefix);
+    let out = rt.run(b, &id);
+    refused_cleanly(&out, &[needle], rt, b, &id);
+}
+
 /// A background process (a foreground `run`) killed and reaped when the test ends.
 struct Bg(Option<Child>);
 
@@ -94,6 +111,39 @@ fn run_with_fds(rt: &Runtime, b: &Bundle, id: &str, redirs: &str, extra: &[&str]
 
 fn quote(p: &Path) -> String {
     format!("'{}'", p.display())
+}
+
+/// `run_with_fds` with `dir` open as fd 7.
+fn run_with_fd7(rt: &Runtime, b: &Bundle, id: &str, dir: &Path) -> Output {
+    run_with_fds(rt, b, id, &format!("exec 7<{};", quote(dir)), &[])
+}
+
+/// A host directory `hostdir` beside the bundle's rootfs, holding `host-file` when
+/// `with_file`.
+fn host_dir(b: &Bundle, with_file: bool) -> PathBuf {
+    let host = b.dir.join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    if with_file {
+        std::fs::write(host.join("host-file"), "host secret\n").unwrap();
+    }
+    host
+}
+
+/// A foreground `berth-runtime run` of the bundle in the background, once it is running.
+fn run_in_background(rt: &Runtime, b: &Bundle, id: &str) -> Bg {
+    let run = Bg(Some(
+        rt.cmd()
+            .args(["run", "-b"])
+            .arg(&b.dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    rt.wait_status(id, "running");
+    run
 }
 
 /// Compiles a small static C helper into the bundle's rootfs as /probe. `probe X` makes
@@ -242,11 +292,7 @@ fn capability_outside_the_runtimes_bounding_set_is_refused() {
                 .push(json!("CAP_SYS_RESOURCE"));
         }
     });
-    b.args(&["true"]);
-    let id = unique("capbnd");
-    let out = rt.run(&b, &id);
-    fails_with(&out, &["CAP_SYS_RESOURCE"]);
-    nothing_left(&rt, &b, &id);
+    run_true_is_refused(&rt, &mut b, "capbnd", "CAP_SYS_RESOURCE");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -374,11 +420,7 @@ fn rlimit_above_the_hosts_hard_limit_is_refused() {
     let rt = Runtime::new("sec");
     let mut b = Bundle::new("rlimit-high");
     set_nofile(&mut b, 1024, 99_999_999);
-    b.args(&["true"]);
-    let id = unique("rlimit-high");
-    let out = rt.run(&b, &id);
-    fails_with(&out, &["RLIMIT_NOFILE"]);
-    nothing_left(&rt, &b, &id);
+    run_true_is_refused(&rt, &mut b, "rlimit-high", "RLIMIT_NOFILE");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -525,17 +567,14 @@ fn preserve_fds_passes_fd_3() {
 fn cwd_through_a_leaked_fd_does_not_escape_the_root() {
     let rt = Runtime::new("sec");
     let mut b = Bundle::new("cve-2024-21626");
-    let host = b.dir.join("hostdir");
-    std::fs::create_dir(&host).unwrap();
-    std::fs::write(host.join("host-file"), "host secret\n").unwrap();
+    let host = host_dir(&b, true);
     b.edit(|s| s["process"]["cwd"] = json!("/proc/self/fd/7"));
     b.sh("ls; cat host-file; cat ../../../../etc/hostname");
     let id = unique("cve21626");
-    let out = run_with_fds(&rt, &b, &id, &format!("exec 7<{};", quote(&host)), &[]);
+    let out = run_with_fd7(&rt, &b, &id, &host);
     let text = stdout(&out);
     assert!(!text.contains("host"), "host directory reachable: {text}");
-    fails_with(&out, &["outside"]);
-    nothing_left(&rt, &b, &id);
+    refused_cleanly(&out, &["outside"], &rt, &b, &id);
 }
 
 /// A missing cwd is created inside the root only: behind a symlink in the image to
@@ -544,16 +583,14 @@ fn cwd_through_a_leaked_fd_does_not_escape_the_root() {
 fn missing_cwd_is_not_created_through_a_leaked_fd() {
     let rt = Runtime::new("sec");
     let mut b = Bundle::new("cwd-leak");
-    let host = b.dir.join("hostdir");
-    std::fs::create_dir(&host).unwrap();
+    let host = host_dir(&b, false);
     std::os::unix::fs::symlink("/proc/self/fd/7", b.rootfs().join("escape")).unwrap();
     b.edit(|s| s["process"]["cwd"] = json!("/escape/made"));
     b.args(&["pwd"]);
     let id = unique("cwd-leak");
-    let out = run_with_fds(&rt, &b, &id, &format!("exec 7<{};", quote(&host)), &[]);
+    let out = run_with_fd7(&rt, &b, &id, &host);
     assert!(!host.join("made").exists(), "cwd created on the host");
-    fails_with(&out, &["/escape/made"]);
-    nothing_left(&rt, &b, &id);
+    refused_cleanly(&out, &["/escape/made"], &rt, &b, &id);
 }
 
 /// The same through `exec --cwd /proc/self/fd/7`: refused, and no host file is listed.
@@ -561,23 +598,10 @@ fn missing_cwd_is_not_created_through_a_leaked_fd() {
 fn exec_cwd_through_a_leaked_fd_does_not_escape_the_root() {
     let rt = Runtime::new("sec");
     let mut b = Bundle::new("cve-2024-21626-exec");
-    let host = b.dir.join("hostdir");
-    std::fs::create_dir(&host).unwrap();
-    std::fs::write(host.join("host-file"), "host secret\n").unwrap();
+    let host = host_dir(&b, true);
     b.args(&["sleep", "1000"]);
     let id = unique("cve21626x");
-    let run = Bg(Some(
-        rt.cmd()
-            .args(["run", "-b"])
-            .arg(&b.dir)
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    rt.wait_status(&id, "running");
+    let run = run_in_background(&rt, &b, &id);
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!("exec 7<{}; exec \"$0\" \"$@\"", quote(&host)))
@@ -637,18 +661,7 @@ fn runtime_binary_is_not_reachable_from_the_container() {
     b.args(&["sleep", "1000"]);
     let before = std::fs::read(BIN).unwrap();
     let id = unique("cve5736");
-    let run = Bg(Some(
-        rt.cmd()
-            .args(["run", "-b"])
-            .arg(&b.dir)
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    rt.wait_status(&id, "running");
+    let run = run_in_background(&rt, &b, &id);
     let run_pid = run.0.as_ref().unwrap().id();
     assert!(
         exe_is_protected(run_pid),
@@ -784,6 +797,5 @@ fn negative_oom_score_adj_without_cap_sys_resource_fails_cleanly() {
         assert_eq!(ok(&out), "-500\n");
         return;
     }
-    fails_with(&out, &["oomScoreAdj"]);
-    nothing_left(&rt, &b, &id);
+    refused_cleanly(&out, &["oomScoreAdj"], &rt, &b, &id);
 }

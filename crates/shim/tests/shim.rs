@@ -4,11 +4,35 @@
 mod common;
 
 use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use common::*;
+use shim::client::Client;
 use shim::frame::{STDERR, STDOUT};
 use shim::proto::{AttachOptions, Status};
+
+/// An attach stream on a new client.
+fn attach(f: &Fixture, opts: AttachOptions) -> UnixStream {
+    f.client().attach(opts).unwrap()
+}
+
+/// Attach options for stdin, stdout and stderr.
+fn all_streams() -> AttachOptions {
+    AttachOptions {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    }
+}
+
+/// A new client that has started the container.
+fn started(f: &Fixture) -> Client {
+    let mut c = f.client();
+    c.start().unwrap();
+    c
+}
 
 #[test]
 fn logs_lines_with_stream_and_time_and_records_exit_code() {
@@ -75,8 +99,7 @@ fn logs_lines_with_stream_and_time_and_records_exit_code() {
 fn kill_records_128_plus_signal() {
     let mut f = Fixture::new("kill9", &["sleep", "1000"]);
     f.spawn();
-    let mut c = f.client();
-    c.start().unwrap();
+    let mut c = started(&f);
     assert_eq!(c.state().unwrap().status, Status::Running);
     assert!(c.shutdown().is_err(), "shutdown refused while running");
     c.kill(9, false).unwrap();
@@ -89,8 +112,7 @@ fn kill_records_128_plus_signal() {
     let mut g = Fixture::new("kill15", &["sleep", "1000"]);
     g.no_pid_namespace();
     g.spawn();
-    let mut c = g.client();
-    c.start().unwrap();
+    let mut c = started(&g);
     c.kill(15, false).unwrap();
     assert_eq!(c.wait().unwrap().code, 143);
 }
@@ -100,17 +122,8 @@ fn attach_gets_frames_and_stdin_reaches_the_container() {
     let mut f = Fixture::new("attach", &["cat"]);
     f.opts.stdin = true;
     f.spawn();
-    let mut a = f
-        .client()
-        .attach(AttachOptions {
-            stdin: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        })
-        .unwrap();
-    let mut c = f.client();
-    c.start().unwrap();
+    let mut a = attach(&f, all_streams());
+    let mut c = started(&f);
     a.write_all(b"hello shim\n").unwrap();
     let frames = read_frames(&mut a, |fr| {
         stream_text(fr, STDOUT).contains("hello shim\n")
@@ -145,29 +158,28 @@ fn attach_separates_stdout_and_stderr_and_several_clients_see_it() {
         stderr: true,
         ..Default::default()
     };
-    let mut a = f.client().attach(opts.clone()).unwrap();
-    let mut b = f.client().attach(opts).unwrap();
-    let mut only_err = f
-        .client()
-        .attach(AttachOptions {
+    let mut a = attach(&f, opts.clone());
+    let mut b = attach(&f, opts);
+    let mut only_err = attach(
+        &f,
+        AttachOptions {
             stderr: true,
             ..Default::default()
-        })
-        .unwrap();
+        },
+    );
     // A client that detaches does not affect the container or the others.
     drop(f.client().attach(AttachOptions {
         stdout: true,
         ..Default::default()
     }));
-    let mut input = f
-        .client()
-        .attach(AttachOptions {
+    let mut input = attach(
+        &f,
+        AttachOptions {
             stdin: true,
             ..Default::default()
-        })
-        .unwrap();
-    let mut c = f.client();
-    c.start().unwrap();
+        },
+    );
+    let mut c = started(&f);
     input.write_all(b"go\n").unwrap();
     for s in [&mut a, &mut b] {
         let frames = read_frames(s, |_| false);
@@ -184,18 +196,17 @@ fn attach_with_logs_replays_the_log_first() {
     let mut f = Fixture::new("replay", &["sh", "-c", "echo early; read x; echo late"]);
     f.opts.stdin = true;
     f.spawn();
-    let mut c = f.client();
-    c.start().unwrap();
+    let _c = started(&f);
     assert!(eventually(10, || f.log_entries().len() == 1));
-    let mut a = f
-        .client()
-        .attach(AttachOptions {
+    let mut a = attach(
+        &f,
+        AttachOptions {
             stdin: true,
             stdout: true,
             logs: true,
             ..Default::default()
-        })
-        .unwrap();
+        },
+    );
     a.write_all(b"\n").unwrap();
     let frames = read_frames(&mut a, |_| false);
     assert_eq!(stream_text(&frames, STDOUT), "early\nlate\n");
@@ -209,15 +220,7 @@ fn tty_attach_is_raw_and_resize_works() {
     f.spawn();
     let mut c = f.client();
     c.resize(33, 101).unwrap();
-    let mut a = f
-        .client()
-        .attach(AttachOptions {
-            stdin: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        })
-        .unwrap();
+    let mut a = attach(&f, all_streams());
     c.start().unwrap();
     a.write_all(b"go\r").unwrap();
     let out = read_until(&mut a, "done");
@@ -272,8 +275,7 @@ fn the_shim_outlives_its_caller() {
         .parse::<u32>()
         .unwrap();
     assert_ne!(ppid, std::process::id(), "the shim is not our child");
-    let mut c = f.client();
-    c.start().unwrap();
+    let mut c = started(&f);
     std::thread::sleep(Duration::from_millis(200));
     let st = c.state().unwrap();
     assert_eq!(st.status, Status::Running);
@@ -321,8 +323,7 @@ fn a_second_client_after_the_first_disconnected() {
 fn the_shim_exits_on_its_own_after_the_exit_is_recorded() {
     let mut f = Fixture::new("linger", &["true"]);
     let s = f.spawn();
-    let mut c = f.client();
-    c.start().unwrap();
+    let mut c = started(&f);
     assert_eq!(c.wait().unwrap().code, 0);
     drop(c);
     // Default linger is 10 s with no client connected.
@@ -357,17 +358,8 @@ fn runc_through_its_command_line() {
     f.opts.runtime = Some(runc.into());
     f.opts.stdin = true;
     let s = f.spawn();
-    let mut a = f
-        .client()
-        .attach(AttachOptions {
-            stdin: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        })
-        .unwrap();
-    let mut c = f.client();
-    c.start().unwrap();
+    let mut a = attach(&f, all_streams());
+    let mut c = started(&f);
     assert_eq!(c.state().unwrap().pid, s.container_pid);
     a.write_all(b"\n").unwrap();
     let frames = read_frames(&mut a, |_| false);
@@ -378,8 +370,7 @@ fn runc_through_its_command_line() {
     let mut g = Fixture::new("runc-kill", &["sleep", "1000"]);
     g.opts.runtime = Some(runc.into());
     g.spawn();
-    let mut c = g.client();
-    c.start().unwrap();
+    let mut c = started(&g);
     c.kill(9, true).unwrap();
     assert_eq!(c.wait().unwrap().code, 137);
 }
@@ -389,8 +380,7 @@ fn the_container_gets_default_sigpipe() {
     // Rust ignores SIGPIPE; that must not leak into the container's programs.
     let mut f = Fixture::new("sigpipe", &["grep", "SigIgn", "/proc/self/status"]);
     f.spawn();
-    let mut c = f.client();
-    c.start().unwrap();
+    let mut c = started(&f);
     assert_eq!(c.wait().unwrap().code, 0);
     let logged = f.log_entries()[0]["log"].as_str().unwrap().to_string();
     let mask = u64::from_str_radix(logged.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
@@ -409,15 +399,14 @@ fn a_slow_attach_client_does_not_block_logging() {
         &["sh", "-c", "i=0; while [ $i -lt 2048 ]; do head -c 4095 /dev/zero | tr '\\0' x; echo; i=$((i+1)); done"],
     );
     f.spawn();
-    let _stuck = f
-        .client()
-        .attach(AttachOptions {
+    let _stuck = attach(
+        &f,
+        AttachOptions {
             stdout: true,
             ..Default::default()
-        })
-        .unwrap();
-    let mut c = f.client();
-    c.start().unwrap();
+        },
+    );
+    let mut c = started(&f);
     assert_eq!(c.wait().unwrap().code, 0);
     assert_eq!(f.log_entries().len(), 2048);
 }
@@ -437,8 +426,7 @@ fn log_options_reach_the_driver() {
         ("max-file".into(), "2".into()),
     ];
     f.spawn();
-    let mut c = f.client();
-    c.start().unwrap();
+    let mut c = started(&f);
     assert_eq!(c.wait().unwrap().code, 0);
     let mut rotated = f.log_path().as_os_str().to_owned();
     rotated.push(".1");

@@ -45,30 +45,6 @@ fn split(arg: &str) -> (Option<&str>, &str) {
 /// Go's `os.ModeDir` bit in the stat header's mode.
 const MODE_DIR: u64 = 1 << 31;
 
-/// Decodes standard base64 (the `X-Docker-Container-Path-Stat` header).
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
 /// The stat of a path in the container, or None when it does not exist.
 fn stat(ctx: &Ctx, container: &str, path: &str) -> Result<Option<Value>> {
     let r = ctx.client()?.request(
@@ -86,7 +62,10 @@ fn stat(ctx: &Ctx, container: &str, path: &str) -> Result<Option<Value>> {
                 .headers()
                 .get("X-Docker-Container-Path-Stat")
                 .and_then(|h| h.to_str().ok())
-                .and_then(base64_decode)
+                .and_then(|h| {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.decode(h).ok()
+                })
                 .and_then(|b| serde_json::from_slice(&b).ok());
             Ok(v.or(Some(Value::Null)))
         }
@@ -298,7 +277,6 @@ mod tests {
         assert_eq!(base_name("/etc/"), "etc");
         assert_eq!(parent_of("/etc"), "/");
         assert_eq!(parent_of("/a/b"), "/a");
-        assert_eq!(base64_decode("eyJhIjoxfQ==").unwrap(), b"{\"a\":1}");
         assert_eq!(
             rename_entry(Path::new("hosts"), "hosts", "h2"),
             Some(PathBuf::from("h2"))

@@ -14,14 +14,11 @@ use tokio::sync::mpsc;
 use crate::client::{query, Client, Hijacked};
 use crate::error::{Error, Result};
 
-/// Docker's default detach sequence: Ctrl-P Ctrl-Q.
-pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
-
 /// The detach sequence: `spec` parsed, or docker's default (ctrl-p,ctrl-q).
 pub fn detach_keys(spec: Option<&str>) -> Result<Vec<u8>> {
     match spec {
-        Some(k) => parse_detach_keys(k),
-        None => Ok(DEFAULT_DETACH_KEYS.to_vec()),
+        Some(k) => api::detach::parse(k).map_err(Error::msg),
+        None => Ok(api::detach::DEFAULT.to_vec()),
     }
 }
 
@@ -36,41 +33,6 @@ pub fn attach_query(stdin: bool, detach_keys: Option<&str>) -> String {
         aq.push(("detachKeys", k));
     }
     query(&aq)
-}
-
-/// Parses `--detach-keys` (`ctrl-p,ctrl-q`, `a,ctrl-@`) as docker's `term.ToBytes`.
-pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
-    let bad = || Error::msg(format!("Invalid detach keys ({s}) provided"));
-    let mut out = Vec::new();
-    for key in s.split(',') {
-        let k = key.trim();
-        let lower = k.to_lowercase();
-        if let Some(c) = lower.strip_prefix("ctrl-") {
-            let c = c.as_bytes();
-            if c.len() != 1 {
-                return Err(bad());
-            }
-            let b = match c[0] {
-                b'a'..=b'z' => c[0] - b'a' + 1,
-                b'@' => 0,
-                b'[' => 27,
-                b'\\' => 28,
-                b']' => 29,
-                b'^' => 30,
-                b'_' => 31,
-                _ => return Err(bad()),
-            };
-            out.push(b);
-        } else if k.len() == 1 {
-            out.push(k.as_bytes()[0]);
-        } else {
-            return Err(bad());
-        }
-    }
-    if out.is_empty() {
-        return Err(bad());
-    }
-    Ok(out)
 }
 
 /// Puts stdin in raw mode while alive; restores it when dropped.
@@ -408,17 +370,6 @@ pub fn pump(client: &Client, h: Hijacked, opts: StreamOpts) -> Result<Ended> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn detach_keys() {
-        assert_eq!(
-            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
-            vec![0x10, 0x11]
-        );
-        assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
-        assert!(parse_detach_keys("ctrl-pq").is_err());
-        assert!(parse_detach_keys("").is_err());
-    }
 
     #[test]
     fn demux_partial_frames() {

@@ -17,34 +17,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{blocking, from_engine};
 use crate::query::Query;
+use base64::Engine as _;
+
 use crate::router::{json, json_status};
 use crate::server::{full, Body};
 use crate::stream::{blocking_body, body_reader, channel_body, ChannelWriter};
 
 /// Largest commit config body accepted.
 const MAX_CONFIG: usize = 1 << 20;
-
-/// Base64 (standard alphabet, padded), as Go's `base64.StdEncoding`.
-fn base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// The `X-Docker-Container-Path-Stat` header: Docker's `ContainerPathStat` as JSON,
 /// base64-encoded.
@@ -57,7 +37,7 @@ fn stat_header(s: &PathStat) -> String {
         "mtime": mtime,
         "linkTarget": s.link_target,
     });
-    base64(v.to_string().as_bytes())
+    base64::engine::general_purpose::STANDARD.encode(v.to_string())
 }
 
 /// `/containers/{name}/archive`: `HEAD` stats a path, `GET` archives it, `PUT`
@@ -192,18 +172,4 @@ pub async fn commit(
     let e = engine.clone();
     let id = blocking(move || e.commit_container(&name, opts)).await?;
     json_status(201, &json!({ "Id": id }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_as_go() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 }

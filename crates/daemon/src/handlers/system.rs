@@ -29,7 +29,7 @@ pub fn version(engine: &engine::Engine) -> Result<Response<Body>, ApiError> {
         ("ApiVersion".to_string(), api_version.clone()),
         ("MinAPIVersion".to_string(), min.clone()),
         ("Os".to_string(), "linux".to_string()),
-        ("Arch".to_string(), go_arch(&info.architecture)),
+        ("Arch".to_string(), engine::system::go_arch().to_string()),
         ("KernelVersion".to_string(), info.kernel_version.clone()),
         ("Experimental".to_string(), "false".to_string()),
     ]);
@@ -46,20 +46,10 @@ pub fn version(engine: &engine::Engine) -> Result<Response<Body>, ApiError> {
         api_version,
         min_api_version: min,
         os: "linux".into(),
-        arch: go_arch(&info.architecture),
+        arch: engine::system::go_arch().to_string(),
         kernel_version: info.kernel_version,
         ..Version::default()
     })
-}
-
-/// Docker names architectures as Go does.
-fn go_arch(rust: &str) -> String {
-    match rust {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-    .to_string()
 }
 
 pub fn info(engine: &engine::Engine) -> Result<Response<Body>, ApiError> {

@@ -292,12 +292,16 @@ impl Engine {
         if name.is_empty() {
             return Err(no_such_container(name));
         }
+        // Clients name a container by its full id once they have it (`docker run`
+        // does, for every request after create): one read, not a scan of every record.
+        if let Some(c) = self.db.get(CONTAINERS, name)? {
+            return self.refresh(c);
+        }
         let all = self.db.list(CONTAINERS)?;
         let slash = format!("/{}", name.trim_start_matches('/'));
         let found = all
             .iter()
-            .find(|(id, _)| id == name)
-            .or_else(|| all.iter().find(|(_, c)| c.name == slash))
+            .find(|(_, c)| c.name == slash)
             .cloned()
             .or_else(|| {
                 if !name.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -172,10 +172,30 @@ fn tar_dir(dir: &Path, out: &mut Vec<u8>) {
     crate::layer::tar_dir(dir, out).unwrap();
 }
 
-#[test]
-fn load_legacy_two_layers_two_tags() {
+/// A fresh store in a temporary directory.
+fn new_store() -> (tempfile::TempDir, ImageStore) {
     let tmp = tempfile::tempdir().unwrap();
     let store = ImageStore::open(tmp.path()).unwrap();
+    (tmp, store)
+}
+
+/// `two_layer_image` loaded from a legacy archive.
+fn load_two_layer_image(store: &ImageStore) -> Vec<LoadedImage> {
+    store
+        .load(&legacy_archive(&[two_layer_image()], false)[..])
+        .unwrap()
+}
+
+/// `save` of one image into a new archive.
+fn save_one(store: &ImageStore, id: &Digest, tags: Vec<ImageRef>) -> Vec<u8> {
+    let mut out = Vec::new();
+    store.save(&[(id.clone(), tags)], &mut out).unwrap();
+    out
+}
+
+#[test]
+fn load_legacy_two_layers_two_tags() {
+    let (tmp, store) = new_store();
     let img = two_layer_image();
     let config = config_for(&img.layers, "sh");
     let loaded = store.load(&legacy_archive(&[img], false)[..]).unwrap();
@@ -219,9 +239,7 @@ fn load_legacy_two_layers_two_tags() {
     }
     assert!(store.has_image(&l.id));
     // Loading again is idempotent.
-    let again = store
-        .load(&legacy_archive(&[two_layer_image()], false)[..])
-        .unwrap();
+    let again = load_two_layer_image(&store);
     assert_eq!(again[0].id, l.id);
     assert!(fs::read_dir(tmp.path().join("tmp"))
         .unwrap()
@@ -231,8 +249,7 @@ fn load_legacy_two_layers_two_tags() {
 
 #[test]
 fn load_gzip_archive_with_gzip_layers_and_shared_layers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (_tmp, store) = new_store();
     let a = two_layer_image();
     // A second image on the same base layer: written as a symlink in the archive.
     let b = Img {
@@ -255,16 +272,10 @@ fn load_gzip_archive_with_gzip_layers_and_shared_layers() {
 
 #[test]
 fn save_load_round_trip_is_stable() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
-    let loaded = store
-        .load(&legacy_archive(&[two_layer_image()], false)[..])
-        .unwrap();
+    let (_tmp, store) = new_store();
+    let loaded = load_two_layer_image(&store);
     let l = &loaded[0];
-    let mut out = Vec::new();
-    store
-        .save(&[(l.id.clone(), l.tags.clone())], &mut out)
-        .unwrap();
+    let out = save_one(&store, &l.id, l.tags.clone());
 
     // The archive has Docker 25+'s shape.
     let mut names = Vec::new();
@@ -323,23 +334,17 @@ fn save_load_round_trip_is_stable() {
     }
 
     // Load the saved archive into a fresh store: same ids, diff ids and tags.
-    let tmp2 = tempfile::tempdir().unwrap();
-    let store2 = ImageStore::open(tmp2.path()).unwrap();
+    let (_tmp2, store2) = new_store();
     let back = store2.load(&out[..]).unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].id, l.id);
     assert_eq!(back[0].layers, l.layers);
     assert_eq!(back[0].tags, l.tags);
     // And saving again gives the same bytes.
-    let mut out2 = Vec::new();
-    store2
-        .save(&[(l.id.clone(), l.tags.clone())], &mut out2)
-        .unwrap();
-    assert_eq!(out, out2);
+    assert_eq!(out, save_one(&store2, &l.id, l.tags.clone()));
 
     // The same archive read as a pure OCI layout (what e.g. skopeo reads).
-    let tmp3 = tempfile::tempdir().unwrap();
-    let store3 = ImageStore::open(tmp3.path()).unwrap();
+    let (_tmp3, store3) = new_store();
     let oci_loaded = oci::load(&store3, &out[..]).unwrap();
     assert_eq!(oci_loaded[0].id, l.id);
     assert_eq!(oci_loaded[0].tags, l.tags);
@@ -347,11 +352,8 @@ fn save_load_round_trip_is_stable() {
 
 #[test]
 fn save_oci_and_untagged() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
-    let loaded = store
-        .load(&legacy_archive(&[two_layer_image()], false)[..])
-        .unwrap();
+    let (_tmp, store) = new_store();
+    let loaded = load_two_layer_image(&store);
     let id = loaded[0].id.clone();
     let mut out = Vec::new();
     store.save_oci(&[(id.clone(), vec![])], &mut out).unwrap();
@@ -360,14 +362,12 @@ fn save_oci_and_untagged() {
         names.push(e.unwrap().path().unwrap().to_string_lossy().into_owned());
     }
     assert!(!names.contains(&"manifest.json".to_string()));
-    let tmp2 = tempfile::tempdir().unwrap();
-    let store2 = ImageStore::open(tmp2.path()).unwrap();
+    let (_tmp2, store2) = new_store();
     let back = store2.load(&out[..]).unwrap();
     assert_eq!(back[0].id, id);
     assert!(back[0].tags.is_empty());
     // docker save of an untagged image: RepoTags null.
-    let mut out = Vec::new();
-    store.save(&[(id.clone(), vec![])], &mut out).unwrap();
+    let out = save_one(&store, &id, vec![]);
     let back = store2.load(&out[..]).unwrap();
     assert!(back[0].tags.is_empty());
     // Unknown image.
@@ -428,8 +428,7 @@ fn load_oci_layout_with_gzip_layers() {
         }
         b.into_inner().unwrap()
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (tmp, store) = new_store();
     let err = store.load(&build(true)[..]).unwrap_err();
     assert!(matches!(err, ArchiveError::DigestMismatch { .. }), "{err}");
     assert_empty(tmp.path(), &store);
@@ -442,6 +441,37 @@ fn load_oci_layout_with_gzip_layers() {
     for (diff, _) in &loaded[0].layers {
         store.content().verify(diff).unwrap();
     }
+}
+
+/// `tamper` with manifest.json rewritten by `edit`.
+fn tamper_manifest(edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    tamper(
+        |n, d| {
+            if n == "manifest.json" {
+                let mut m: serde_json::Value = serde_json::from_slice(&d).unwrap();
+                edit(&mut m);
+                Some(serde_json::to_vec(&m).unwrap())
+            } else {
+                Some(d)
+            }
+        },
+        &[],
+    )
+}
+
+/// `tamper` with the top layer's tar replaced by another (its digest no longer matches).
+fn tamper_top_layer() -> Vec<u8> {
+    let top = two_layer_image().layers[1].clone();
+    tamper(
+        |_, d| {
+            Some(if d == top {
+                layer(&[E::File("evil", b"x")])
+            } else {
+                d
+            })
+        },
+        &[],
+    )
 }
 
 /// Builds a docker-archive with one member replaced or added.
@@ -491,35 +521,12 @@ fn bad_archives_fail_cleanly() {
         ),
         (
             "manifest names missing file",
-            tamper(
-                |n, d| {
-                    if n == "manifest.json" {
-                        let mut m: serde_json::Value = serde_json::from_slice(&d).unwrap();
-                        m[0]["Layers"][1] = json!("nothere/layer.tar");
-                        Some(serde_json::to_vec(&m).unwrap())
-                    } else {
-                        Some(d)
-                    }
-                },
-                &[],
-            ),
+            tamper_manifest(|m| m[0]["Layers"][1] = json!("nothere/layer.tar")),
             "\"nothere/layer.tar\" is referenced by the manifest but not in the archive",
         ),
         (
             "layer digest mismatch",
-            {
-                let top = &two_layer_image().layers[1];
-                tamper(
-                    |_, d| {
-                        if &d == top {
-                            Some(layer(&[E::File("evil", b"x")]))
-                        } else {
-                            Some(d)
-                        }
-                    },
-                    &[],
-                )
-            },
+            tamper_top_layer(),
             "digest mismatch: the image config says",
         ),
         (
@@ -529,18 +536,7 @@ fn bad_archives_fail_cleanly() {
         ),
         (
             "manifest path with dotdot",
-            tamper(
-                |n, d| {
-                    if n == "manifest.json" {
-                        let mut m: serde_json::Value = serde_json::from_slice(&d).unwrap();
-                        m[0]["Config"] = json!("../../etc/passwd");
-                        Some(serde_json::to_vec(&m).unwrap())
-                    } else {
-                        Some(d)
-                    }
-                },
-                &[],
-            ),
+            tamper_manifest(|m| m[0]["Config"] = json!("../../etc/passwd")),
             "unsafe path",
         ),
         (
@@ -566,19 +562,8 @@ fn bad_archives_fail_cleanly() {
         assert_empty(tmp.path(), &store);
     }
     // The mismatch error names the layer.
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
-    let top = two_layer_image().layers[1].clone();
-    let bad = tamper(
-        |_, d| {
-            Some(if d == top {
-                layer(&[E::File("evil", b"x")])
-            } else {
-                d
-            })
-        },
-        &[],
-    );
+    let (_tmp, store) = new_store();
+    let bad = tamper_top_layer();
     let err = store.load(&bad[..]).unwrap_err().to_string();
     assert!(err.contains("/layer.tar: digest mismatch"), "{err}");
 }
@@ -596,8 +581,7 @@ fn truncated_archives_fail_cleanly() {
         assert_empty(tmp.path(), &store);
     }
     let gz = gzip(&good);
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (tmp, store) = new_store();
     let err = store.load(&gz[..gz.len() / 2]).unwrap_err();
     assert!(
         err.to_string().contains("truncated") || err.to_string().contains("end of"),
@@ -632,8 +616,7 @@ fn failure_in_second_image_undoes_the_first() {
         }
         out.into_inner().unwrap()
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (tmp, store) = new_store();
     assert!(store.load(&bad[..]).is_err());
     assert_empty(tmp.path(), &store);
 }
@@ -652,20 +635,15 @@ fn busybox_fixture_round_trip() {
         tags: vec!["busybox:latest"],
         cmd: "sh",
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (tmp, store) = new_store();
     let loaded = store
         .load(&gzip(&legacy_archive(&[img], false))[..])
         .unwrap();
     let l = &loaded[0];
     let snap = snapshot_dir(tmp.path(), &l.layers[0].1);
     assert!(fs::symlink_metadata(snap.join("bin/busybox")).is_ok());
-    let mut out = Vec::new();
-    store
-        .save(&[(l.id.clone(), l.tags.clone())], &mut out)
-        .unwrap();
-    let tmp2 = tempfile::tempdir().unwrap();
-    let store2 = ImageStore::open(tmp2.path()).unwrap();
+    let out = save_one(&store, &l.id, l.tags.clone());
+    let (_tmp2, store2) = new_store();
     let back = store2.load(&out[..]).unwrap();
     assert_eq!(back[0].id, l.id);
     assert_eq!(back[0].layers, l.layers);
@@ -685,20 +663,14 @@ fn save_regenerates_a_missing_layer_tar_when_reproducible() {
         tags: vec!["r:1"],
         cmd: "x",
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (_tmp, store) = new_store();
     let loaded = store.load(&legacy_archive(&[img], false)[..]).unwrap();
     let (diff, _) = loaded[0].layers[0].clone();
     store.content().delete(&diff).unwrap();
-    let mut out = Vec::new();
-    store
-        .save(&[(loaded[0].id.clone(), vec![])], &mut out)
-        .unwrap();
+    save_one(&store, &loaded[0].id, vec![]);
     assert!(store.content().exists(&diff));
     // A hand-made layer is not reproduced byte for byte: a clear error instead.
-    let loaded = store
-        .load(&legacy_archive(&[two_layer_image()], false)[..])
-        .unwrap();
+    let loaded = load_two_layer_image(&store);
     let (diff, _) = loaded[0].layers[0].clone();
     store.content().delete(&diff).unwrap();
     let err = store
@@ -709,8 +681,7 @@ fn save_regenerates_a_missing_layer_tar_when_reproducible() {
 
 #[test]
 fn remove_image_keeps_shared_parts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (tmp, store) = new_store();
     let a = two_layer_image();
     let b = Img {
         layers: vec![a.layers[0].clone(), layer(&[E::File("extra", b"x")])],
@@ -740,8 +711,7 @@ fn remove_image_keeps_shared_parts() {
 
 #[test]
 fn import_rootfs_with_changes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (tmp, store) = new_store();
     let rootfs = layer(&[
         E::Dir("bin/"),
         E::File("bin/app", b"app"),
@@ -778,8 +748,7 @@ fn import_rootfs_with_changes() {
         .join("bin/app")
         .is_file());
     // The imported image saves and loads like any other.
-    let mut out = Vec::new();
-    store.save(&[(img.id.clone(), vec![])], &mut out).unwrap();
+    let out = save_one(&store, &img.id, vec![]);
     let tmp2 = tempfile::tempdir().unwrap();
     let back = ImageStore::open(tmp2.path())
         .unwrap()
@@ -797,8 +766,7 @@ fn import_rootfs_with_changes() {
 
 #[test]
 fn import_failures_leave_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(tmp.path()).unwrap();
+    let (tmp, store) = new_store();
     let rootfs = layer(&[E::File("f", b"x")]);
     let opts = ImportOptions {
         changes: vec!["RUN rm -rf /".into()],

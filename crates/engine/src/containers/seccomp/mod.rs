@@ -68,21 +68,6 @@ struct Filter {
     min_kernel: Option<String>,
 }
 
-/// The host's architecture as Go names it (`runtime.GOARCH`), which is what the
-/// `arches` of Docker's profiles list.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "x86" => "386",
-        "aarch64" => "arm64",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-        "powerpc64" => "ppc64",
-        "mips64" if cfg!(target_endian = "little") => "mips64le",
-        "mips" if cfg!(target_endian = "little") => "mipsle",
-        other => other,
-    }
-}
-
 /// libseccomp's name of the native architecture.
 fn native_scmp_arch(go: &str) -> Option<&'static str> {
     Some(match go {
@@ -197,7 +182,7 @@ impl Host<'_> {
 /// `--security-opt seccomp=`) and a container whose bounding set is `caps`.
 pub fn convert(json: &str, caps: &[String]) -> Result<Value> {
     let host = Host {
-        arch: go_arch(),
+        arch: image::config::host_platform().0,
         kernel: host_kernel(),
         caps,
     };
