@@ -433,3 +433,25 @@ fn run_flags_reach_the_container() {
     ok(&d.docker(&["wait", out.trim()]));
     assert_eq!(ok(&d.docker(&["logs", out.trim()])).trim(), short);
 }
+
+/// A `--rm` container can be gone before a client's `wait --condition removed`
+/// arrives (`docker run --rm` sends it concurrently): the wait still gets its code.
+#[test]
+fn wait_removed_after_the_removal() {
+    let d = Daemon::with_busybox();
+    let id = ok(&d.docker(&["run", "-d", "--rm", "busybox", "sh", "-c", "exit 7"]));
+    let id = id.trim();
+    assert!(eventually(10, || !ok(&d.docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc"
+    ]))
+    .contains(id)));
+    let (code, body) = d.curl("POST", &format!("/containers/{id}/wait?condition=removed"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"StatusCode\":7"), "{body}");
+    let (code, body) = d.curl("POST", &format!("/containers/{id}/wait"));
+    assert_eq!(code, 404, "{body}");
+    let (code, _) = d.curl("POST", "/containers/..%2F..%2Fetc/wait?condition=removed");
+    assert_eq!(code, 404);
+}

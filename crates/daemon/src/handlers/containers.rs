@@ -114,7 +114,11 @@ pub async fn route(
             // container) and the body when the container has exited.
             let e2 = engine.clone();
             let n2 = name.clone();
-            blocking(move || e2.lookup_container(&n2)).await?;
+            blocking(move || match e2.lookup_container(&n2) {
+                Err(e) if e2.removed_exit(&n2, cond).is_none() => Err(e),
+                _ => Ok(()),
+            })
+            .await?;
             let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(1);
             tokio::spawn(async move {
                 let v = match blocking(move || e.wait_container(&name, cond)).await {

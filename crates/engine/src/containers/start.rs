@@ -19,6 +19,11 @@ pub(crate) fn read_exit(path: &Path) -> Option<Exit> {
     serde_json::from_slice(&data).ok()
 }
 
+/// Whether `id` could leave the shims directory as a file name.
+fn names_a_path(id: &str) -> bool {
+    id.is_empty() || id.contains('/') || id.starts_with('.')
+}
+
 /// A signal by name (`KILL`, `SIGKILL`, `kill`) or number.
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || Error::InvalidParameter(format!("Invalid signal: {s}"));
@@ -439,6 +444,15 @@ impl Engine {
         Ok(true)
     }
 
+    /// For `wait --condition removed` on a `--rm` container already gone (a fast one
+    /// can go before the client's wait arrives): the exit code its watcher kept.
+    pub fn removed_exit(&self, id: &str, condition: WaitCondition) -> Option<i32> {
+        if condition != WaitCondition::Removed || names_a_path(id) {
+            return None;
+        }
+        read_exit(&self.exit_file(id)).map(|e| e.code)
+    }
+
     /// Stops a running container (as [`Engine::stop_container`]) and starts it again.
     pub fn restart_container(
         self: &Arc<Self>,
@@ -457,7 +471,10 @@ impl Engine {
 
     /// Waits for a container as `condition` says; its exit code.
     pub fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<i32> {
-        let mut c = self.lookup_container(name)?;
+        let mut c = match self.lookup_container(name) {
+            Ok(c) => c,
+            Err(e) => return self.removed_exit(name, condition).ok_or(e),
+        };
         if condition != WaitCondition::NotRunning {
             // A container not started yet: wait for a start first.
             while c.state.status == Status::Created {
